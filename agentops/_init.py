@@ -1,0 +1,71 @@
+"""``init()``: resolve the configuration, install the provider, start the session."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from typing import Any
+
+from agentops import integrations
+from agentops._config import resolve
+from agentops._guard import capture_internal_exceptions
+from agentops._state import configure, flush, state
+from agentops._traces import TraceContext, end_trace, start_trace
+from agentops.semconv import SpanKind, TraceState
+
+logger = logging.getLogger("agentops")
+_atexit_registered = False
+
+
+def init(api_key: str | None = None, **options: Any) -> TraceContext | None:
+    """Start agentops. Safe to call more than once; never raises for configuration.
+
+    Options are keyword-only; each falls back to its ``AGENTOPS_*`` environment
+    variable, then to its default (see :class:`agentops.Config`):
+    ``auto_start_session``, ``instrument_llm_calls``, ``default_tags``,
+    ``trace_name``, ``service_name``, ``exporters`` (``"console"``,
+    ``"memory"``, ``"otlp"`` or exporter/processor objects),
+    ``capture_content``, ``max_payload_size``, ``redact_keys``.
+
+    OpenTelemetry allows one global ``TracerProvider`` per process. If the
+    application already installed an SDK provider, agentops adds its span
+    processor to it (so other instrumentations' spans and agentops' share
+    traces); otherwise agentops installs its own provider as the global one.
+    Either way, a processor the user adds to the global provider sees every
+    agentops span. A later ``init()`` keeps the provider and applies new
+    options.
+
+    Args:
+        api_key: Accepted for compatibility with AgentOps; not needed.
+        **options: See above.
+
+    Returns:
+        The trace started automatically (``auto_start_session``), else ``None``.
+    """
+    global _atexit_registered
+    with capture_internal_exceptions("init"):
+        config = resolve({"api_key": api_key, **options})
+        with state.lock:
+            configure(config)
+            if config.instrument_llm_calls:
+                integrations.instrument()
+            else:
+                integrations.uninstrument()
+            if config.auto_start_session and state.init_trace is None:
+                state.init_trace = start_trace(config.trace_name, tags=None, is_init_trace=True, kind=SpanKind.SESSION)
+            if not _atexit_registered:
+                atexit.register(_at_exit)
+                _atexit_registered = True
+        return state.init_trace
+    return None
+
+
+def _at_exit() -> None:
+    """End what is still open as Indeterminate and flush, with a deadline."""
+    with capture_internal_exceptions("exit"):
+        if state.config is None:
+            return
+        for trace_context in list(state.active_traces.values()):
+            if trace_context.scope is None:
+                end_trace(trace_context, TraceState.INDETERMINATE)
+        flush(5_000)

@@ -1,0 +1,131 @@
+"""Turning arbitrary Python values into safe, redacted, size-capped JSON.
+
+Recorded payloads (decorated calls' arguments and results, LLM messages, task
+arguments) pass through :func:`to_json` exactly once, before any span
+processor or exporter sees them. It never raises: recursive structures,
+objects JSON cannot encode, bytes and lone surrogates all come out as a safe
+representation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+REDACTED = "[REDACTED]"
+_MAX_DEPTH = 12
+_MAX_ITEMS = 200
+
+
+def _text(value: str, limit: int) -> str:
+    if len(value) > limit:
+        value = value[:limit]
+    # Lone surrogates cannot be encoded as UTF-8 by any exporter or database.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _plain(value: Any, redact: frozenset[str], limit: int, depth: int, seen: set[int]) -> Any:
+    """A JSON-encodable copy of ``value`` with secrets masked."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return _text(value, limit)
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        return f"<{len(raw)} bytes>"
+    if depth >= _MAX_DEPTH:
+        return f"<{type(value).__name__} nested too deep>"
+    marker = id(value)
+    if marker in seen:
+        return f"<recursive {type(value).__name__}>"
+    if isinstance(value, Mapping):
+        seen.add(marker)
+        out: dict[str, Any] = {}
+        for i, (key, item) in enumerate(value.items()):
+            if i >= _MAX_ITEMS:
+                out["..."] = f"{len(value) - _MAX_ITEMS} more"
+                break
+            name = _text(key if isinstance(key, str) else repr(key), 200)
+            if name.lower() in redact:
+                out[name] = REDACTED
+            else:
+                out[name] = _plain(item, redact, limit, depth + 1, seen)
+        seen.discard(marker)
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        seen.add(marker)
+        items = []
+        for i, item in enumerate(value):
+            if i >= _MAX_ITEMS:
+                items.append(f"... {len(value) - _MAX_ITEMS} more")
+                break
+            items.append(_plain(item, redact, limit, depth + 1, seen))
+        seen.discard(marker)
+        return items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(
+            {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)},
+            redact,
+            limit,
+            depth,
+            seen,
+        )
+    for method in ("model_dump", "dict", "to_dict"):
+        dump = getattr(value, method, None)
+        if callable(dump):
+            try:
+                dumped = dump()
+            except Exception:
+                continue
+            if isinstance(dumped, Mapping):
+                seen.add(marker)
+                try:
+                    return _plain(dumped, redact, limit, depth, seen)
+                finally:
+                    seen.discard(marker)
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} with failing repr>"
+    return _text(text, limit)
+
+
+def to_plain(value: Any, *, redact_keys: frozenset[str], max_size: int) -> Any:
+    """Return a JSON-encodable, redacted copy of ``value``."""
+    return _plain(value, redact_keys, max_size, 0, set())
+
+
+def to_json(value: Any, *, redact_keys: frozenset[str], max_size: int) -> str:
+    """Encode ``value`` as JSON, redacted and cut to at most ``max_size`` characters.
+
+    A cut payload ends with ``...[truncated N chars]`` so a reader knows.
+    """
+    try:
+        text = json.dumps(
+            _plain(value, redact_keys, max_size, 0, set()),
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=True,
+        )
+    except Exception as exc:
+        text = json.dumps(f"<unserialisable: {type(exc).__name__}>")
+    return truncate(text, max_size)
+
+
+def truncate(text: str, max_size: int) -> str:
+    """Cut ``text`` to ``max_size`` characters, saying how much was cut."""
+    if len(text) <= max_size:
+        return text
+    cut = len(text) - max_size
+    return f"{text[:max_size]}...[truncated {cut} chars]"
+
+
+def redact_mapping(values: Mapping[str, Any], redact_keys: frozenset[str]) -> dict[str, Any]:
+    """A shallow copy of ``values`` with secret keys masked (headers, kwargs)."""
+    return {k: (REDACTED if k.lower() in redact_keys else v) for k, v in values.items()}

@@ -1,0 +1,227 @@
+"""All of agentops' process-wide state, in one place, with :func:`reset` for tests.
+
+OpenTelemetry lets a process set its global ``TracerProvider`` only once.
+agentops therefore never replaces one: if the application already installed
+an SDK provider, agentops adds a single span processor of its own (the
+:class:`Dispatcher`) to it; otherwise agentops creates a provider, installs it
+as the global one, and adds the dispatcher to that. Everything agentops adds
+later (exporters, the Django database writer) hangs off the dispatcher, which
+:func:`reset` can empty while the provider itself stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+
+from agentops._guard import capture_internal_exceptions
+
+if TYPE_CHECKING:
+    from agentops._config import Config
+    from agentops._traces import TraceContext
+
+logger = logging.getLogger("agentops")
+
+TRACER_NAME = "agentops"
+
+
+class Dispatcher(SpanProcessor):
+    """The one span processor agentops adds to the provider.
+
+    It forwards to a tuple of processors that is swapped whole (copy on
+    write), so the hot path reads it without a lock. Each child runs inside the
+    guard: one failing processor costs nothing to the others or to the host.
+    """
+
+    def __init__(self) -> None:
+        self._processors: tuple[SpanProcessor, ...] = ()
+        self._lock = threading.Lock()
+
+    @property
+    def processors(self) -> tuple[SpanProcessor, ...]:
+        return self._processors
+
+    def add(self, processor: SpanProcessor) -> None:
+        with self._lock:
+            if processor not in self._processors:
+                self._processors = (*self._processors, processor)
+
+    def remove(self, processor: SpanProcessor) -> None:
+        with self._lock:
+            self._processors = tuple(p for p in self._processors if p is not processor)
+
+    def clear(self) -> tuple[SpanProcessor, ...]:
+        with self._lock:
+            old, self._processors = self._processors, ()
+        return old
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for processor in self._processors:
+            with capture_internal_exceptions("span processor on_start"):
+                processor.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self._processors:
+            with capture_internal_exceptions("span processor on_end"):
+                processor.on_end(span)
+
+    def shutdown(self) -> None:
+        for processor in self.clear():
+            with capture_internal_exceptions("span processor shutdown"):
+                processor.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        ok = True
+        for processor in self._processors:
+            with capture_internal_exceptions("span processor force_flush"):
+                ok = processor.force_flush(timeout_millis) and ok
+        return ok
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.config: Config | None = None
+        self.provider: TracerProvider | None = None
+        self.owns_provider = False
+        self.dispatcher = Dispatcher()
+        self.tracer: trace_api.Tracer = trace_api.NoOpTracer()
+        self.active_traces: dict[int, TraceContext] = {}
+        self.init_trace: TraceContext | None = None
+        self.memory_exporter: Any = None
+        self.pid = os.getpid()
+
+
+state = _State()
+
+
+def is_initialized() -> bool:
+    return state.config is not None
+
+
+def get_tracer() -> trace_api.Tracer:
+    """The tracer agentops spans come from (a no-op one before ``init()``)."""
+    return state.tracer
+
+
+def _ensure_provider(config: Config) -> None:
+    if state.provider is not None:
+        return
+    current = trace_api.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        provider = current
+        state.owns_provider = False
+    else:
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": config.service_name}),
+            # Size caps for attributes set by any instrumentation on this provider.
+            span_limits=SpanLimits(max_attribute_length=max(config.max_payload_size * 2, 1024)),
+        )
+        trace_api.set_tracer_provider(provider)
+        if trace_api.get_tracer_provider() is not provider:
+            logger.warning(
+                "agentops: another global TracerProvider is set and cannot be replaced; "
+                "agentops spans go to a private provider"
+            )
+        state.owns_provider = True
+    if not getattr(provider, "_agentops_dispatcher", None):
+        provider.add_span_processor(state.dispatcher)
+        provider._agentops_dispatcher = state.dispatcher  # type: ignore[attr-defined]
+    else:
+        state.dispatcher = provider._agentops_dispatcher  # type: ignore[attr-defined]
+    state.provider = provider
+    from agentops import __version__
+
+    state.tracer = provider.get_tracer(TRACER_NAME, __version__)
+
+
+def _exporter_processor(exporter: Any) -> SpanProcessor | None:
+    if isinstance(exporter, SpanProcessor):
+        return exporter
+    if exporter == "memory":
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        state.memory_exporter = state.memory_exporter or InMemorySpanExporter()
+        return SimpleSpanProcessor(state.memory_exporter)
+    if exporter == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return BatchSpanProcessor(ConsoleSpanExporter())
+    if exporter == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            logger.warning(
+                "agentops: the 'otlp' exporter needs the otlp extra (pip install 'agentops-django[otlp]'); not enabled"
+            )
+            return None
+        # Honours the standard OTEL_EXPORTER_OTLP_* variables.
+        return BatchSpanProcessor(OTLPSpanExporter())
+    if isinstance(exporter, SpanExporter):
+        return BatchSpanProcessor(exporter)
+    logger.warning("agentops: %r is neither an exporter nor a span processor; ignored", exporter)
+    return None
+
+
+def configure(config: Config) -> None:
+    """Install the provider (once) and the configured exporters."""
+    with state.lock:
+        _ensure_provider(config)
+        state.config = config
+        for exporter in config.exporters:
+            processor = _exporter_processor(exporter)
+            if processor is not None:
+                state.dispatcher.add(processor)
+
+
+def add_span_processor(processor: SpanProcessor) -> None:
+    """Add a span processor that sees every span agentops' provider ends.
+
+    Args:
+        processor: Any OpenTelemetry span processor; it runs behind agentops'
+            guard, so its errors are logged and counted, never raised.
+    """
+    state.dispatcher.add(processor)
+
+
+def remove_span_processor(processor: SpanProcessor) -> None:
+    state.dispatcher.remove(processor)
+
+
+def span_processors() -> Sequence[SpanProcessor]:
+    return state.dispatcher.processors
+
+
+def flush(timeout_millis: int = 30_000) -> bool:
+    """Flush every processor agentops added (exporters, database writer)."""
+    return state.dispatcher.force_flush(timeout_millis)
+
+
+def reset() -> None:
+    """Forget configuration, traces and processors (for tests).
+
+    The global provider stays (OpenTelemetry allows setting it once), but
+    agentops' processors are shut down and removed from it, and integrations
+    are uninstrumented.
+    """
+    from agentops import integrations
+
+    with state.lock:
+        integrations.uninstrument_all()
+        for trace_context in list(state.active_traces.values()):
+            with capture_internal_exceptions("reset"):
+                trace_context.span.end()
+        state.active_traces.clear()
+        state.init_trace = None
+        state.dispatcher.shutdown()
+        state.memory_exporter = None
+        state.config = None

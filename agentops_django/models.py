@@ -1,0 +1,120 @@
+"""Where traces land: one :class:`Trace` summary row per trace, one :class:`Span` row per span.
+
+The summary columns of :class:`Trace` (span and error counts, token totals,
+start, end) are maintained by the database writer at ingest, so the admin
+never aggregates spans at read time.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class TraceStatus(models.TextChoices):
+    SUCCESS = "Success", "Success"
+    ERROR = "Error", "Error"
+    #: Unfinished: the root span has not arrived (yet, or ever).
+    INDETERMINATE = "Indeterminate", "Indeterminate"
+
+
+class TraceKind(models.TextChoices):
+    REQUEST = "request", "Request"
+    TASK = "task", "Task"
+    MANUAL = "manual", "Manual"
+
+
+class Trace(models.Model):
+    """A trace's summary, upserted by the writer as its spans arrive from any process."""
+
+    trace_id = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=16, choices=TraceStatus.choices, default=TraceStatus.INDETERMINATE)
+    kind = models.CharField(max_length=16, choices=TraceKind.choices, default=TraceKind.MANUAL)
+    root_span_id = models.CharField(max_length=16, blank=True, default="")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    span_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    total_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.FloatField(default=0.0)
+    tags = models.JSONField(default=list, blank=True)
+    #: "|tag1|tag2|" so the admin can search a tag on any database.
+    tags_text = models.CharField(max_length=1024, blank=True, default="")
+    service_name = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["-started_at"], name="agentops_trace_started"),
+            models.Index(fields=["status", "-started_at"], name="agentops_trace_status"),
+            models.Index(fields=["kind", "-started_at"], name="agentops_trace_kind"),
+            models.Index(fields=["name", "-started_at"], name="agentops_trace_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or '(unnamed)'} {self.trace_id}"
+
+
+class Span(models.Model):
+    """One finished span. ``(trace, span_id)`` is unique: a span redelivered is stored once."""
+
+    trace = models.ForeignKey(
+        Trace,
+        to_field="trace_id",
+        on_delete=models.CASCADE,
+        related_name="spans",
+        # Spans may be written before their trace row commits in another process.
+        db_constraint=False,
+    )
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True, default="")
+    name = models.CharField(max_length=255)
+    #: agentops.span.kind (request, celery.task, publish, agent, tool, llm, ...) or the OTel kind.
+    kind = models.CharField(max_length=32, blank=True, default="")
+    #: OpenTelemetry status code: UNSET, OK or ERROR.
+    status = models.CharField(max_length=8, default="UNSET")
+    status_message = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    attributes = models.JSONField(default=dict, blank=True)
+    events = models.JSONField(default=list, blank=True)
+    links = models.JSONField(default=list, blank=True)
+    service_name = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "span_id"], name="agentops_span_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["trace", "started_at"], name="agentops_span_trace_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.span_id}"
+
+
+class WriterStats(models.Model):
+    """Per-process counters of the database writer, so drops are visible in the admin."""
+
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    process_started_at = models.DateTimeField()
+    spans_written = models.PositiveBigIntegerField(default=0)
+    spans_dropped = models.PositiveBigIntegerField(default=0)
+    write_errors = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "writer stats"
+        constraints = [
+            models.UniqueConstraint(fields=["host", "pid", "process_started_at"], name="agentops_writerstats_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}"

@@ -1,0 +1,587 @@
+"""A deterministic stand-in for the OpenAI and Anthropic HTTP APIs, on loopback.
+
+Tests, the demo and the benchmarks talk to it with the real ``openai`` and
+``anthropic`` clients, so that nothing reaches the network::
+
+    with LLMServer() as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test")
+        client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+        anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="test")
+
+or as a process: ``python -m agentops.testing.llm_server --port 8765``.
+
+Endpoints (each also answers without the ``/v1`` prefix):
+
+* ``POST /v1/chat/completions``: JSON, or server-sent events with ``stream``
+  (a usage chunk last when ``stream_options.include_usage`` is set);
+* ``POST /v1/responses``: JSON, or the Responses API event stream;
+* ``POST /v1/messages``: Anthropic JSON, or its event stream.
+
+The answer is ``"Echo: <last user text>"``; tokens are whitespace-separated
+words, so counts are predictable. A request's ``max_tokens`` (or
+``max_completion_tokens``/``max_output_tokens``) cuts the answer to that many
+words and reports the cut the way each API does. The model name drives
+special behaviour: ``error-<status>`` (``error-429``, ``error-500``...)
+answers that status with an error body shaped like the API's;
+``slow-<ms>`` (anywhere in the name, e.g. ``gpt-4o-slow-300``) adds that much
+latency, spread over the chunks of a stream. Every request is kept in
+:attr:`LLMServer.requests`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: The ``created`` time of every answer, fixed so that answers are reproducible.
+CREATED = 1_700_000_000
+_ERROR_MODEL = re.compile(r"error-(\d{3})")
+_SLOW_MODEL = re.compile(r"slow-(\d+)")
+
+_OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    429: "rate_limit_exceeded",
+}
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the server received.
+
+    Attributes:
+        method: The HTTP method.
+        path: The request path (without query string).
+        headers: The request headers, names in lowercase.
+        body: The decoded JSON body (``None`` if it was not JSON).
+    """
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class _Answer:
+    """The deterministic answer to one request."""
+
+    text: str
+    words: list[str]
+    input_tokens: int
+    truncated: bool
+    delay: float = 0.0
+    chunks: list[str] = field(default_factory=list)
+
+    @property
+    def output_tokens(self) -> int:
+        return len(self.words)
+
+
+def count_tokens(text: str) -> int:
+    """The stand-in's token count of ``text``: its whitespace-separated words."""
+    return len(text.split())
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's content: a string, or a list of text parts/blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict):
+                text = part.get("text")
+                if isinstance(text, str):
+                    parts.append(text)
+                elif isinstance(part.get("content"), str | list):  # tool results
+                    parts.append(_text_of(part["content"]))
+        return " ".join(parts)
+    return ""
+
+
+def _messages_text(messages: Any) -> tuple[str, str]:
+    """All text of a message list, and the last user message's text."""
+    if isinstance(messages, str):
+        return messages, messages
+    everything: list[str] = []
+    last_user = ""
+    if isinstance(messages, list):
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
+            text = _text_of(message.get("content"))
+            if text:
+                everything.append(text)
+            if message.get("role", "user") == "user" and text:
+                last_user = text
+    return " ".join(everything), last_user
+
+
+def _answer(body: dict[str, Any], all_input: str, last_user: str, limit: Any) -> _Answer:
+    text = f"Echo: {last_user}" if last_user.strip() else "Hello! How can I help?"
+    words = text.split()
+    truncated = False
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < len(words):
+        words = words[:limit]
+        truncated = True
+    text = " ".join(words)
+    delay = 0.0
+    match = _SLOW_MODEL.search(str(body.get("model", "")))
+    if match:
+        delay = int(match.group(1)) / 1000.0
+    chunks = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+    return _Answer(text, words, count_tokens(all_input), truncated, delay, chunks)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    # Idle keep-alive connections are dropped after this many seconds.
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("llm_server: %s", format % args)
+
+    # --- plumbing -------------------------------------------------------------
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_events(self, events: Iterator[tuple[str | None, Any]], delay: float, count: int) -> None:
+        """Send server-sent events with chunked transfer encoding (keep-alive friendly)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        pause = delay / max(count, 1)
+        try:
+            for name, data in events:
+                text = data if isinstance(data, str) else json.dumps(data)
+                frame = (f"event: {name}\n" if name else "") + f"data: {text}\n\n"
+                raw = frame.encode("utf-8")
+                self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+                self.wfile.flush()
+                if pause:
+                    time.sleep(pause)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            # The client closed the stream early; that is its right.
+            self.close_connection = True
+
+    def _read_body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return None
+
+    # --- dispatch -------------------------------------------------------------
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        body = self._read_body()
+        self.server.record(
+            RecordedRequest("POST", path, {k.lower(): v for k, v in self.headers.items()}, body),
+        )
+        if path.endswith("/chat/completions"):
+            api = "openai"
+            handler = self._chat_completions
+        elif path.endswith("/responses"):
+            api = "openai"
+            handler = self._responses
+        elif path.endswith("/messages"):
+            api = "anthropic"
+            handler = self._messages
+        else:
+            self._send_json(404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
+            return
+        if not isinstance(body, dict):
+            self._error(api, 400, "the body must be a JSON object")
+            return
+        match = _ERROR_MODEL.search(str(body.get("model", "")))
+        if match:
+            status = int(match.group(1))
+            self._error(api, status, f"stand-in error {status} requested by the model name")
+            return
+        handler(body)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") in ("", "/health", "/v1/models"):
+            self._send_json(200, {"object": "list", "data": [{"id": "stand-in", "object": "model"}]})
+        else:
+            self._send_json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+    def _error(self, api: str, status: int, message: str) -> None:
+        # Ask the clients not to retry, so an error test costs one request.
+        headers = {"x-should-retry": "false"}
+        if api == "anthropic":
+            kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+            payload: Any = {"type": "error", "error": {"type": kind, "message": message}}
+        else:
+            kind = _OPENAI_ERROR_TYPES.get(status, "server_error")
+            payload = {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
+        self._send_json(status, payload, headers)
+
+    # --- OpenAI chat completions ------------------------------------------------
+    def _chat_completions(self, body: dict[str, Any]) -> None:
+        all_input, last_user = _messages_text(body.get("messages"))
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        answer = _answer(body, all_input, last_user, limit)
+        model = str(body.get("model", ""))
+        ident = f"chatcmpl-{self.server.next_id():06d}"
+        finish = "length" if answer.truncated else "stop"
+        n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 0) > 0 else 1
+        usage = {
+            "prompt_tokens": answer.input_tokens,
+            "completion_tokens": answer.output_tokens * n,
+            "total_tokens": answer.input_tokens + answer.output_tokens * n,
+        }
+        if not body.get("stream"):
+            time.sleep(answer.delay)
+            message = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
+            self._send_json(
+                200,
+                {
+                    "id": ident,
+                    "object": "chat.completion",
+                    "created": CREATED,
+                    "model": model,
+                    "choices": [
+                        {"index": i, "message": message, "logprobs": None, "finish_reason": finish} for i in range(n)
+                    ],
+                    "usage": usage,
+                    "service_tier": "default",
+                    "system_fingerprint": "fp_stand_in",
+                },
+            )
+            return
+        options = body.get("stream_options") or {}
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+
+        def chunk(choices: list[dict[str, Any]], with_usage: Any = None) -> dict[str, Any]:
+            data: dict[str, Any] = {
+                "id": ident,
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": model,
+                "system_fingerprint": "fp_stand_in",
+                "choices": choices,
+            }
+            if include_usage:
+                data["usage"] = with_usage
+            return data
+
+        def events() -> Iterator[tuple[str | None, Any]]:
+            for i in range(n):
+                yield None, chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            for piece in answer.chunks:
+                for i in range(n):
+                    yield None, chunk([{"index": i, "delta": {"content": piece}, "finish_reason": None}])
+            for i in range(n):
+                yield None, chunk([{"index": i, "delta": {}, "finish_reason": finish}])
+            if include_usage:
+                yield None, chunk([], usage)
+            yield None, "[DONE]"
+
+        self._send_events(events(), answer.delay, len(answer.chunks))
+
+    # --- OpenAI responses -------------------------------------------------------
+    def _responses(self, body: dict[str, Any]) -> None:
+        all_input, last_user = _messages_text(body.get("input"))
+        instructions = body.get("instructions")
+        if isinstance(instructions, str):
+            all_input = f"{instructions} {all_input}"
+        answer = _answer(body, all_input, last_user, body.get("max_output_tokens"))
+        number = self.server.next_id()
+        ident = f"resp_{number:06d}"
+        item_id = f"msg_{number:06d}"
+
+        def message(text: str, status: str) -> dict[str, Any]:
+            return {
+                "id": item_id,
+                "type": "message",
+                "status": status,
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text else [],
+            }
+
+        def response(status: str, output: list[dict[str, Any]], usage: Any) -> dict[str, Any]:
+            return {
+                "id": ident,
+                "object": "response",
+                "created_at": CREATED,
+                "status": status,
+                "error": None,
+                "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+                "instructions": instructions if isinstance(instructions, str) else None,
+                "max_output_tokens": body.get("max_output_tokens"),
+                "model": str(body.get("model", "")),
+                "output": output,
+                "parallel_tool_calls": True,
+                "previous_response_id": body.get("previous_response_id"),
+                "reasoning": {"effort": None, "summary": None},
+                "store": bool(body.get("store", True)),
+                "temperature": body.get("temperature", 1.0),
+                "text": {"format": {"type": "text"}},
+                "tool_choice": "auto",
+                "tools": [],
+                "top_p": body.get("top_p", 1.0),
+                "truncation": "disabled",
+                "usage": usage,
+                "user": None,
+                "metadata": body.get("metadata") or {},
+            }
+
+        usage = {
+            "input_tokens": answer.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": answer.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": answer.input_tokens + answer.output_tokens,
+        }
+        final_status = "incomplete" if answer.truncated else "completed"
+        final = response(final_status, [message(answer.text, "completed")], usage)
+        if not body.get("stream"):
+            time.sleep(answer.delay)
+            self._send_json(200, final)
+            return
+        sequence = itertools.count()
+
+        def event(kind: str, **data: Any) -> tuple[str, dict[str, Any]]:
+            return kind, {"type": kind, "sequence_number": next(sequence), **data}
+
+        def events() -> Iterator[tuple[str | None, Any]]:
+            yield event("response.created", response=response("in_progress", [], None))
+            yield event("response.in_progress", response=response("in_progress", [], None))
+            yield event("response.output_item.added", output_index=0, item=message("", "in_progress"))
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+            yield event("response.content_part.added", **where, part=part)
+            for piece in answer.chunks:
+                yield event("response.output_text.delta", **where, delta=piece, logprobs=[])
+            yield event("response.output_text.done", **where, text=answer.text, logprobs=[])
+            yield event("response.content_part.done", **where, part={**part, "text": answer.text})
+            yield event("response.output_item.done", output_index=0, item=message(answer.text, "completed"))
+            yield event(f"response.{final_status}", response=final)
+
+        self._send_events(events(), answer.delay, len(answer.chunks))
+
+    # --- Anthropic messages -----------------------------------------------------
+    def _messages(self, body: dict[str, Any]) -> None:
+        all_input, last_user = _messages_text(body.get("messages"))
+        system = body.get("system")
+        system_text = _text_of(system)
+        if system_text:
+            all_input = f"{system_text} {all_input}"
+        answer = _answer(body, all_input, last_user, body.get("max_tokens"))
+        ident = f"msg_{self.server.next_id():06d}"
+        stop = "max_tokens" if answer.truncated else "end_turn"
+        model = str(body.get("model", ""))
+        usage = {
+            "input_tokens": answer.input_tokens,
+            "output_tokens": answer.output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "service_tier": "standard",
+        }
+
+        def message(content: list[dict[str, Any]], stop_reason: Any, use: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "id": ident,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": content,
+                "stop_reason": stop_reason,
+                "stop_sequence": None,
+                "usage": use,
+            }
+
+        if not body.get("stream"):
+            time.sleep(answer.delay)
+            self._send_json(200, message([{"type": "text", "text": answer.text}], stop, usage))
+            return
+
+        def events() -> Iterator[tuple[str | None, Any]]:
+            start_usage = {**usage, "output_tokens": 1}
+            yield "message_start", {"type": "message_start", "message": message([], None, start_usage)}
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            )
+            yield "ping", {"type": "ping"}
+            for piece in answer.chunks:
+                yield (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                )
+            yield "content_block_stop", {"type": "content_block_stop", "index": 0}
+            yield (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": answer.output_tokens},
+                },
+            )
+            yield "message_stop", {"type": "message_stop"}
+
+        self._send_events(events(), answer.delay, len(answer.chunks))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.requests: list[RecordedRequest] = []
+
+    def record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def next_id(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+
+class LLMServer:
+    """The stand-in server, run on a background thread.
+
+    Args:
+        host: The address to listen on; loopback by default.
+        port: The port; 0 picks a free one (see :attr:`port` once started).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the server is not running")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, e.g. ``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The ``base_url`` for the OpenAI client (``.../v1``)."""
+        return f"{self.url}/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """The ``base_url`` for the Anthropic client (the root; it adds ``/v1``)."""
+        return self.url
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A copy of the requests received so far, oldest first."""
+        if self._server is None:
+            return []
+        with self._server._lock:
+            return list(self._server.requests)
+
+    def clear(self) -> None:
+        """Forget the requests received so far."""
+        if self._server is not None:
+            with self._server._lock:
+                self._server.requests.clear()
+
+    def start(self) -> LLMServer:
+        """Start listening and serving on a daemon thread.
+
+        Returns:
+            The server itself, started.
+        """
+        if self._server is None:
+            self._server = _Server((self.host, self._port))
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="agentops-llm-server",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> LLMServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+__all__ = ["CREATED", "LLMServer", "RecordedRequest", "count_tokens", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the stand-in server in the foreground until interrupted."""
+    parser = argparse.ArgumentParser(description="A deterministic stand-in for the OpenAI and Anthropic APIs.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on (0 picks a free one)")
+    options = parser.parse_args(argv)
+    server = _Server((options.host, options.port))
+    host, port = server.server_address[:2]
+    print(f"stand-in LLM server listening on http://{host}:{port}/v1", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""Instrumentation of the ``openai`` client: chat completions and the Responses API.
+
+Patched (sync and async): ``chat.completions.create`` and ``.parse``,
+``responses.create`` and ``.parse``. The streaming helpers
+(``chat.completions.stream``, ``responses.stream``) call ``create`` and are
+recorded through it. Each call is one ``CLIENT`` span, ``"chat {model}"``.
+
+For a streamed chat completion, usage is recorded only when the caller asked
+for it with ``stream_options={"include_usage": True}``; agentops never changes
+the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from agentops import semconv
+from agentops.exceptions import DidNotEnable
+from agentops.integrations._common import (
+    Accumulator,
+    Adapter,
+    Patcher,
+    as_float,
+    as_int,
+    async_wrapper,
+    given,
+    plain_list,
+    sync_wrapper,
+)
+
+try:
+    import openai
+    from openai import AsyncStream, Stream
+    from openai.resources.chat.completions import AsyncCompletions, Completions
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise DidNotEnable(f"the openai package is not installed or too old ({exc})") from exc
+
+try:
+    from openai.resources.responses import AsyncResponses, Responses
+except ImportError:  # pragma: no cover - openai before the Responses API
+    Responses = AsyncResponses = None  # type: ignore[assignment,misc]
+
+logger = logging.getLogger(__name__)
+
+_patcher = Patcher("openai")
+
+
+def _model(kwargs: Mapping[str, Any]) -> str | None:
+    model = kwargs.get("model")
+    return model if isinstance(model, str) and model else None
+
+
+def _usage(usage: Any, input_name: str, output_name: str) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return {
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: as_int(getattr(usage, input_name, None)),
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: as_int(getattr(usage, output_name, None)),
+    }
+
+
+# --- chat completions -----------------------------------------------------------
+
+
+def _tool_calls(calls: Any) -> list[dict[str, Any]]:
+    result = []
+    for call in calls or ():
+        function = getattr(call, "function", None)
+        result.append(
+            {
+                "id": getattr(call, "id", None),
+                "name": getattr(function, "name", None),
+                "arguments": getattr(function, "arguments", None),
+            }
+        )
+    return result
+
+
+class ChatAccumulator(Accumulator):
+    """Chat completion chunks, merged per choice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._id: str | None = None
+        self._model: str | None = None
+        self._choices: dict[int, dict[str, Any]] = {}
+        self._usage: Any = None
+
+    def add(self, item: Any) -> None:
+        self._id = self._id or getattr(item, "id", None)
+        self._model = self._model or getattr(item, "model", None)
+        for choice in getattr(item, "choices", None) or ():
+            entry = self._choices.setdefault(
+                getattr(choice, "index", 0) or 0,
+                {"role": "assistant", "content": [], "tool_calls": {}, "finish_reason": None},
+            )
+            delta = getattr(choice, "delta", None)
+            if delta is not None:
+                if getattr(delta, "role", None):
+                    entry["role"] = delta.role
+                if isinstance(getattr(delta, "content", None), str):
+                    entry["content"].append(delta.content)
+                for call in getattr(delta, "tool_calls", None) or ():
+                    slot = entry["tool_calls"].setdefault(
+                        getattr(call, "index", 0), {"id": None, "name": None, "arguments": []}
+                    )
+                    slot["id"] = slot["id"] or getattr(call, "id", None)
+                    function = getattr(call, "function", None)
+                    if function is not None:
+                        slot["name"] = slot["name"] or getattr(function, "name", None)
+                        if isinstance(getattr(function, "arguments", None), str):
+                            slot["arguments"].append(function.arguments)
+            if getattr(choice, "finish_reason", None):
+                entry["finish_reason"] = choice.finish_reason
+        usage = getattr(item, "usage", None)
+        if usage is not None:
+            self._usage = usage
+
+    def finish(self) -> None:
+        choices = [self._choices[index] for index in sorted(self._choices)]
+        self.attributes = {
+            semconv.GEN_AI_RESPONSE_ID: self._id,
+            semconv.GEN_AI_RESPONSE_MODEL: self._model,
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: [c["finish_reason"] for c in choices if c["finish_reason"]],
+            **_usage(self._usage, "prompt_tokens", "completion_tokens"),
+        }
+        output = []
+        for choice in choices:
+            message: dict[str, Any] = {"role": choice["role"], "content": "".join(choice["content"])}
+            if choice["tool_calls"]:
+                message["tool_calls"] = [
+                    {"id": slot["id"], "name": slot["name"], "arguments": "".join(slot["arguments"])}
+                    for _, slot in sorted(choice["tool_calls"].items())
+                ]
+            output.append(message)
+        self.output = output
+
+
+class ChatAdapter(Adapter):
+    """``chat.completions.create``/``parse``."""
+
+    system = "openai"
+    operation = "chat"
+    stream_types = (Stream, AsyncStream)
+
+    def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        max_tokens = kwargs.get("max_completion_tokens")
+        if not given(max_tokens):
+            max_tokens = kwargs.get("max_tokens")
+        return {
+            semconv.GEN_AI_REQUEST_MODEL: _model(kwargs),
+            semconv.GEN_AI_REQUEST_MAX_TOKENS: as_int(max_tokens),
+            semconv.GEN_AI_REQUEST_TEMPERATURE: as_float(kwargs.get("temperature")),
+        }
+
+    def input_messages(self, kwargs: Mapping[str, Any]) -> list[Any] | None:
+        return plain_list(kwargs.get("messages"))
+
+    def response_attributes(self, result: Any) -> dict[str, Any]:
+        choices = getattr(result, "choices", None)
+        if not isinstance(choices, list):
+            return {}  # e.g. a raw response from ``with_raw_response``
+        return {
+            semconv.GEN_AI_RESPONSE_ID: getattr(result, "id", None),
+            semconv.GEN_AI_RESPONSE_MODEL: getattr(result, "model", None),
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: [c.finish_reason for c in choices if c.finish_reason],
+            **_usage(getattr(result, "usage", None), "prompt_tokens", "completion_tokens"),
+        }
+
+    def output_messages(self, result: Any) -> list[Any] | None:
+        choices = getattr(result, "choices", None)
+        if not isinstance(choices, list):
+            return None
+        output = []
+        for choice in choices:
+            message = getattr(choice, "message", None)
+            entry: dict[str, Any] = {
+                "role": getattr(message, "role", "assistant"),
+                "content": getattr(message, "content", None),
+            }
+            calls = _tool_calls(getattr(message, "tool_calls", None))
+            if calls:
+                entry["tool_calls"] = calls
+            output.append(entry)
+        return output
+
+    def accumulator(self, kwargs: Mapping[str, Any]) -> Accumulator:
+        return ChatAccumulator()
+
+
+# --- responses ------------------------------------------------------------------
+
+
+def _response_finish_reasons(response: Any) -> list[str]:
+    status = getattr(response, "status", None)
+    details = getattr(response, "incomplete_details", None)
+    reason = getattr(details, "reason", None)
+    if status == "incomplete" and isinstance(reason, str):
+        return [reason]
+    return [status] if isinstance(status, str) else []
+
+
+def _response_output(response: Any) -> list[dict[str, Any]] | None:
+    items = getattr(response, "output", None)
+    if not isinstance(items, list):
+        return None
+    output: list[dict[str, Any]] = []
+    for item in items:
+        kind = getattr(item, "type", None)
+        if kind == "message":
+            texts = [getattr(part, "text", None) or getattr(part, "refusal", None) for part in item.content or ()]
+            output.append(
+                {"role": getattr(item, "role", "assistant"), "content": "".join(t for t in texts if isinstance(t, str))}
+            )
+        elif kind == "function_call":
+            output.append(
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": getattr(item, "call_id", None),
+                            "name": getattr(item, "name", None),
+                            "arguments": getattr(item, "arguments", None),
+                        }
+                    ],
+                }
+            )
+        else:
+            output.append({"type": kind})
+    return output
+
+
+class ResponsesAccumulator(Accumulator):
+    """Responses API events; the final ``response.*`` event carries the whole response."""
+
+    def __init__(self, adapter: ResponsesAdapter) -> None:
+        super().__init__()
+        self._adapter = adapter
+        self._response: Any = None
+        self._final: Any = None
+        self._text: list[str] = []
+
+    def add(self, item: Any) -> None:
+        kind = getattr(item, "type", None)
+        response = getattr(item, "response", None)
+        if response is not None:
+            self._response = response
+            if kind in ("response.completed", "response.incomplete", "response.failed"):
+                self._final = response
+        elif kind == "response.output_text.delta" and isinstance(getattr(item, "delta", None), str):
+            self._text.append(item.delta)
+
+    def finish(self) -> None:
+        if self._final is not None:
+            self.attributes = self._adapter.response_attributes(self._final)
+            self.output = _response_output(self._final)
+            return
+        self.attributes = {
+            semconv.GEN_AI_RESPONSE_ID: getattr(self._response, "id", None),
+            semconv.GEN_AI_RESPONSE_MODEL: getattr(self._response, "model", None),
+        }
+        self.output = [{"role": "assistant", "content": "".join(self._text)}] if self._text else None
+
+
+class ResponsesAdapter(Adapter):
+    """``responses.create``/``parse``."""
+
+    system = "openai"
+    operation = "chat"
+    stream_types = (Stream, AsyncStream)
+
+    def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            semconv.GEN_AI_REQUEST_MODEL: _model(kwargs),
+            semconv.GEN_AI_REQUEST_MAX_TOKENS: as_int(kwargs.get("max_output_tokens")),
+            semconv.GEN_AI_REQUEST_TEMPERATURE: as_float(kwargs.get("temperature")),
+        }
+
+    def input_messages(self, kwargs: Mapping[str, Any]) -> list[Any] | None:
+        messages: list[Any] = []
+        instructions = kwargs.get("instructions")
+        if isinstance(instructions, str):
+            messages.append({"role": "system", "content": instructions})
+        value = kwargs.get("input")
+        if isinstance(value, str):
+            messages.append({"role": "user", "content": value})
+        else:
+            messages.extend(plain_list(value) or ())
+        return messages or None
+
+    def response_attributes(self, result: Any) -> dict[str, Any]:
+        if getattr(result, "object", None) != "response":
+            return {}
+        return {
+            semconv.GEN_AI_RESPONSE_ID: getattr(result, "id", None),
+            semconv.GEN_AI_RESPONSE_MODEL: getattr(result, "model", None),
+            semconv.GEN_AI_RESPONSE_FINISH_REASONS: _response_finish_reasons(result),
+            **_usage(getattr(result, "usage", None), "input_tokens", "output_tokens"),
+        }
+
+    def output_messages(self, result: Any) -> list[Any] | None:
+        if getattr(result, "object", None) != "response":
+            return None
+        return _response_output(result)
+
+    def accumulator(self, kwargs: Mapping[str, Any]) -> Accumulator:
+        return ResponsesAccumulator(self)
+
+
+# --- installing -------------------------------------------------------------------
+
+
+def instrument() -> None:
+    """Patch the openai client classes (once; a second call does nothing)."""
+    if _patcher.active:
+        return
+    chat, responses = ChatAdapter(), ResponsesAdapter()
+    for method in ("create", "parse"):
+        if method in vars(Completions):
+            _patcher.wrap(Completions, method, sync_wrapper(chat))
+        if method in vars(AsyncCompletions):
+            _patcher.wrap(AsyncCompletions, method, async_wrapper(chat))
+        if Responses is not None and method in vars(Responses):
+            _patcher.wrap(Responses, method, sync_wrapper(responses))
+        if AsyncResponses is not None and method in vars(AsyncResponses):
+            _patcher.wrap(AsyncResponses, method, async_wrapper(responses))
+    logger.debug("agentops: openai %s instrumented", getattr(openai, "__version__", "?"))
+
+
+def uninstrument() -> None:
+    """Restore the original openai methods."""
+    _patcher.unwrap_all()

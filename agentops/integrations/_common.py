@@ -211,14 +211,14 @@ class LLMCall:
         self.span.end()
 
 
-def _start(adapter: Adapter, kwargs: Mapping[str, Any]) -> LLMCall | None:
+def start_call(adapter: Adapter, kwargs: Mapping[str, Any]) -> LLMCall | None:
     call = None
     with capture_internal_exceptions(f"{adapter.system} call start"):
         call = LLMCall(adapter, kwargs, stream=kwargs.get("stream") is True)
     return call
 
 
-def _result(call: LLMCall, kwargs: Mapping[str, Any], result: Any) -> Any:
+def handle_result(call: LLMCall, kwargs: Mapping[str, Any], result: Any) -> Any:
     """Record a returned result; a stream comes back inside a proxy that ends the span later."""
     proxy = None
     with capture_internal_exceptions(f"{call.adapter.system} result"):
@@ -239,7 +239,7 @@ def sync_wrapper(adapter: Adapter) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_active():
             return wrapped(*args, **kwargs)
-        call = _start(adapter, kwargs)
+        call = start_call(adapter, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         token = context_api.attach(call.context)
@@ -250,7 +250,7 @@ def sync_wrapper(adapter: Adapter) -> Callable[..., Any]:
             raise
         finally:
             context_api.detach(token)
-        return _result(call, kwargs, result)
+        return handle_result(call, kwargs, result)
 
     return wrapper
 
@@ -259,7 +259,7 @@ def async_wrapper(adapter: Adapter) -> Callable[..., Any]:
     """A ``wrapt`` wrapper recording each call of an ``async def`` client method."""
 
     async def traced(wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        call = _start(adapter, kwargs)
+        call = start_call(adapter, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
         token = context_api.attach(call.context)
@@ -270,7 +270,7 @@ def async_wrapper(adapter: Adapter) -> Callable[..., Any]:
             raise
         finally:
             context_api.detach(token)
-        return _result(call, kwargs, result)
+        return handle_result(call, kwargs, result)
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_active():

@@ -1,3 +1,262 @@
-"""Django system checks for the agentops settings (ids ``agentops_django.E0xx``/``W0xx``)."""
+"""Django system checks for the ``AGENTOPS`` setting and the middleware.
+
+Errors (``agentops_django.E0xx``) are values that cannot work; warnings
+(``agentops_django.W0xx``) are setups that work but probably not as meant.
+The running code falls back to defaults for bad values, so a failed check
+never leaves the site broken, only less traced.
+
+* E001 ``AGENTOPS`` is not a dict.
+* E002 a key has the wrong type.
+* E003 ``SAMPLE_RATE`` is outside 0..1.
+* E004 an ``EXCLUDED_PATHS`` entry is not a valid regex.
+* E005 ``DATABASE_ALIAS`` is not in ``DATABASES``.
+* E006 an ``EXPORTERS`` entry is neither a known name nor an importable path.
+* E007 ``SHOULD_TRACE_REQUEST`` cannot be imported.
+* E008 a size or interval is not positive.
+* W001 an unknown key (a typo?).
+* W002 the middleware is listed more than once.
+* W003 the middleware is not first, so earlier middleware runs untraced.
+"""
 
 from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.utils.module_loading import import_string
+
+from agentops_django.conf import DEFAULTS, EXPORTER_NAMES
+
+MIDDLEWARE_PATH = "agentops_django.middleware.AgentOpsMiddleware"
+
+_BOOLS = (
+    "ENABLED",
+    "EXCLUDE_DEFAULT_PATHS",
+    "TRUST_INCOMING_TRACEPARENT",
+    "RECORD_HEADERS",
+    "DATABASE_WRITER",
+)
+_OPTIONAL_BOOLS = ("CAPTURE_CONTENT", "INSTRUMENT_LLM_CALLS")
+_POSITIVE_INTS = ("QUEUE_SIZE", "BATCH_SIZE")
+_OPTIONAL_POSITIVE_INTS = ("MAX_PAYLOAD_SIZE", "RETENTION_DAYS", "RETENTION_MAX_TRACES")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _type_error(key: str, value: Any, expected: str) -> Error:
+    return Error(
+        f"AGENTOPS[{key!r}] must be {expected}, not {value!r}.",
+        hint=f"Fix the value in settings.AGENTOPS or remove the key to use the default ({DEFAULTS[key]!r}).",
+        id="agentops_django.E002",
+    )
+
+
+def _check_types(config: dict[str, Any]) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for key in _BOOLS:
+        if key in config and not isinstance(config[key], bool):
+            messages.append(_type_error(key, config[key], "True or False"))
+    for key in _OPTIONAL_BOOLS:
+        if config.get(key) is not None and not isinstance(config[key], bool):
+            messages.append(_type_error(key, config[key], "True, False or None"))
+    for key in _POSITIVE_INTS + _OPTIONAL_POSITIVE_INTS:
+        if key not in config or (config[key] is None and key in _OPTIONAL_POSITIVE_INTS):
+            continue
+        if not _is_int(config[key]):
+            messages.append(_type_error(key, config[key], "an integer"))
+        elif config[key] < 1:
+            messages.append(
+                Error(
+                    f"AGENTOPS[{key!r}] must be at least 1, not {config[key]!r}.",
+                    hint="Use a positive number.",
+                    id="agentops_django.E008",
+                )
+            )
+    if "BATCH_INTERVAL" in config:
+        value = config["BATCH_INTERVAL"]
+        if not _is_number(value):
+            messages.append(_type_error("BATCH_INTERVAL", value, "a number of seconds"))
+        elif value <= 0:
+            messages.append(
+                Error(
+                    f"AGENTOPS['BATCH_INTERVAL'] must be more than 0 seconds, not {value!r}.",
+                    hint="Use for example 1.0.",
+                    id="agentops_django.E008",
+                )
+            )
+    for key in ("SERVICE_NAME",):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            messages.append(_type_error(key, config[key], "a string or None"))
+    for key in ("REDACT_KEYS", "DEFAULT_TAGS"):
+        value = config.get(key)
+        if value is not None and not (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
+            messages.append(_type_error(key, value, "a list of strings or None"))
+    if "DATABASE_ALIAS" in config and not isinstance(config["DATABASE_ALIAS"], str):
+        messages.append(_type_error("DATABASE_ALIAS", config["DATABASE_ALIAS"], "a database alias (a string)"))
+    return messages
+
+
+def _check_sample_rate(config: dict[str, Any]) -> list[CheckMessage]:
+    if "SAMPLE_RATE" not in config:
+        return []
+    value = config["SAMPLE_RATE"]
+    if not _is_number(value):
+        return [_type_error("SAMPLE_RATE", value, "a number between 0.0 and 1.0")]
+    if not 0.0 <= value <= 1.0:
+        return [
+            Error(
+                f"AGENTOPS['SAMPLE_RATE'] must be between 0.0 and 1.0, not {value!r}.",
+                hint="1.0 traces every request, 0.1 one in ten, 0.0 none.",
+                id="agentops_django.E003",
+            )
+        ]
+    return []
+
+
+def _check_excluded_paths(config: dict[str, Any]) -> list[CheckMessage]:
+    if "EXCLUDED_PATHS" not in config:
+        return []
+    value = config["EXCLUDED_PATHS"]
+    if not isinstance(value, list | tuple):
+        return [_type_error("EXCLUDED_PATHS", value, "a list of regular expressions")]
+    messages: list[CheckMessage] = []
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError) as exc:
+            messages.append(
+                Error(
+                    f"AGENTOPS['EXCLUDED_PATHS'] entry {pattern!r} is not a valid regular expression: {exc}.",
+                    hint="Patterns are matched at the start of request.path_info, e.g. r'^/health/'.",
+                    id="agentops_django.E004",
+                )
+            )
+    return messages
+
+
+def _check_database(config: dict[str, Any]) -> list[CheckMessage]:
+    alias = config.get("DATABASE_ALIAS", DEFAULTS["DATABASE_ALIAS"])
+    if not isinstance(alias, str) or not config.get("DATABASE_WRITER", True):
+        return []
+    if alias not in getattr(settings, "DATABASES", {}):
+        return [
+            Error(
+                f"AGENTOPS['DATABASE_ALIAS'] is {alias!r}, which is not in DATABASES.",
+                hint=f"Use one of {sorted(settings.DATABASES)}.",
+                id="agentops_django.E005",
+            )
+        ]
+    return []
+
+
+def _check_exporters(config: dict[str, Any]) -> list[CheckMessage]:
+    value = config.get("EXPORTERS", [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        return [_type_error("EXPORTERS", value, "a list")]
+    messages: list[CheckMessage] = []
+    for entry in value:
+        if not isinstance(entry, str) or entry.lower() in EXPORTER_NAMES:
+            continue
+        try:
+            import_string(entry)
+        except ImportError:
+            messages.append(
+                Error(
+                    f"AGENTOPS['EXPORTERS'] entry {entry!r} is not a known exporter nor an importable dotted path.",
+                    hint=f"Use one of {', '.join(EXPORTER_NAMES)} or the dotted path of an exporter class.",
+                    id="agentops_django.E006",
+                )
+            )
+    return messages
+
+
+def _check_callable(config: dict[str, Any]) -> list[CheckMessage]:
+    value = config.get("SHOULD_TRACE_REQUEST")
+    if value is None or callable(value):
+        return []
+    try:
+        import_string(value)
+    except (ImportError, TypeError):
+        return [
+            Error(
+                f"AGENTOPS['SHOULD_TRACE_REQUEST'] = {value!r} cannot be imported.",
+                hint="Give the dotted path of a function that takes the request and returns True to trace it.",
+                id="agentops_django.E007",
+            )
+        ]
+    return []
+
+
+def _check_unknown(config: dict[str, Any]) -> list[CheckMessage]:
+    return [
+        Warning(
+            f"AGENTOPS has an unknown key {key!r}; it is ignored.",
+            hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+            id="agentops_django.W001",
+        )
+        for key in sorted(set(config) - set(DEFAULTS))
+    ]
+
+
+def _check_middleware() -> list[CheckMessage]:
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    count = middleware.count(MIDDLEWARE_PATH)
+    if count > 1:
+        return [
+            Warning(
+                f"{MIDDLEWARE_PATH} is listed {count} times in MIDDLEWARE.",
+                hint="List it once, first; or leave it out and agentops_django puts it first by itself.",
+                id="agentops_django.W002",
+            )
+        ]
+    if count == 1 and middleware[0] != MIDDLEWARE_PATH:
+        return [
+            Warning(
+                f"{MIDDLEWARE_PATH} is not the first entry of MIDDLEWARE.",
+                hint="Middleware before it runs outside the request's trace and its errors are not recorded; "
+                "move it first, or leave it out and agentops_django puts it first by itself.",
+                id="agentops_django.W003",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Check ``settings.AGENTOPS`` and the middleware's place.
+
+    Returns:
+        The problems found, as Django check messages.
+    """
+    value = getattr(settings, "AGENTOPS", {})
+    if not isinstance(value, dict):
+        return [
+            Error(
+                f"settings.AGENTOPS must be a dict, not {type(value).__name__}.",
+                hint='For example AGENTOPS = {"SAMPLE_RATE": 0.5}.',
+                id="agentops_django.E001",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for check in (
+        _check_unknown,
+        _check_types,
+        _check_sample_rate,
+        _check_excluded_paths,
+        _check_database,
+        _check_exporters,
+        _check_callable,
+    ):
+        messages.extend(check(value))
+    messages.extend(_check_middleware())
+    return messages

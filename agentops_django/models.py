@@ -31,6 +31,9 @@ class Trace(models.Model):
     status = models.CharField(max_length=16, choices=TraceStatus.choices, default=TraceStatus.INDETERMINATE)
     kind = models.CharField(max_length=16, choices=TraceKind.choices, default=TraceKind.MANUAL)
     root_span_id = models.CharField(max_length=16, blank=True, default="")
+    #: How sure the writer is that ``root_span_id`` is the root: 2 no parent,
+    #: 1 a request/task whose parent is in another process, 0 not seen yet.
+    root_rank = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.FloatField(null=True, blank=True)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agentops import semconv
 
-logger = logging.getLogger("agentops")
+logger = logging.getLogger(__name__)
 
 # Environment variables, one per option.
 ENV_API_KEY = "AGENTOPS_API_KEY"
@@ -66,7 +66,9 @@ class Config:
         exporters: Exporter names (see :data:`EXPORTER_NAMES`) or exporter objects.
         capture_content: Record inputs, outputs, prompts and completions.
         max_payload_size: Characters kept of one recorded payload.
-        redact_keys: Keys (case-insensitive) whose values are masked.
+        redact_keys: Keys whose values are masked (case-insensitive; ``password``
+            also masks ``db_password``). Keys given to ``init()`` or in
+            ``AGENTOPS_REDACT_KEYS`` are added to :data:`DEFAULT_REDACT_KEYS`.
     """
 
     api_key: str | None = None
@@ -103,7 +105,7 @@ def _as_tags(value: Any) -> tuple[str, ...]:
         return _split(value)
     if isinstance(value, Mapping):
         return tuple(f"{k}:{v}" for k, v in value.items())
-    if isinstance(value, Sequence):
+    if isinstance(value, Iterable):
         return tuple(str(v) for v in value)
     logger.warning("agentops: tags must be a list of strings, not %r; ignored", value)
     return ()
@@ -141,7 +143,10 @@ def resolve(options: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         ("capture_content", ENV_CAPTURE_CONTENT),
     ):
         if field in given:
-            values[field] = bool(given[field])
+            value = given[field]
+            if isinstance(value, str):  # init(capture_content="false") means False
+                value = parse_bool(value, field, getattr(defaults, field))
+            values[field] = bool(value)
         else:
             values[field] = _env_bool(env, env_name, getattr(defaults, field))
     values["default_tags"] = _as_tags(given.get("default_tags", env.get(ENV_DEFAULT_TAGS)))
@@ -153,16 +158,19 @@ def resolve(options: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         exporters = _split(exporters)
     elif not isinstance(exporters, Sequence):
         exporters = (exporters,)
-    checked = []
+    checked: list[Any] = []
     for exporter in exporters:
-        if isinstance(exporter, str) and exporter.lower() not in EXPORTER_NAMES:
-            logger.warning(
-                "agentops: unknown exporter %r ignored (known: %s)",
-                exporter,
-                ", ".join(EXPORTER_NAMES),
-            )
-            continue
-        checked.append(exporter.lower() if isinstance(exporter, str) else exporter)
+        if isinstance(exporter, str):
+            exporter = exporter.strip().lower()
+            if exporter not in EXPORTER_NAMES:
+                logger.warning(
+                    "agentops: unknown exporter %r ignored (known: %s)",
+                    exporter,
+                    ", ".join(EXPORTER_NAMES),
+                )
+                continue
+        if not any(exporter is seen or exporter == seen for seen in checked):
+            checked.append(exporter)
     values["exporters"] = tuple(checked)
 
     size = given.get("max_payload_size", env.get(ENV_MAX_PAYLOAD_SIZE))
@@ -174,9 +182,7 @@ def resolve(options: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         logger.warning("agentops: max_payload_size=%r is not an integer >= 64; using default", size)
         values["max_payload_size"] = defaults.max_payload_size
 
+    # Extra keys add to the defaults: asking to mask "ssn" must not unmask "password".
     keys = given.get("redact_keys", env.get(ENV_REDACT_KEYS))
-    if keys is None:
-        values["redact_keys"] = defaults.redact_keys
-    else:
-        values["redact_keys"] = frozenset(k.lower() for k in _as_tags(keys))
+    values["redact_keys"] = defaults.redact_keys | frozenset(k.lower() for k in _as_tags(keys))
     return Config(**values)

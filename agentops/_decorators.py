@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from collections.abc import Callable
-from typing import Any, TypeVar
+from contextvars import Token
+from typing import Any
 
 import wrapt
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
 from opentelemetry.trace import Status, StatusCode
 
 from agentops import semconv
@@ -31,8 +34,11 @@ from agentops._state import state
 from agentops._traces import TraceContext, close_trace, new_trace
 from agentops.semconv import SpanKind, TraceState
 
-F = TypeVar("F", bound=Callable[..., Any])
 _TRACE_KINDS = frozenset({SpanKind.TRACE, SpanKind.SESSION})
+
+
+class _Traced(wrapt.FunctionWrapper):  # type: ignore[misc]
+    """agentops' wrapper type, so that decorating a class skips methods decorated on their own."""
 
 
 class _Run:
@@ -64,7 +70,7 @@ class _Run:
                         ),
                     )
 
-    def attach(self) -> object:
+    def attach(self) -> Token[Context]:
         return context_api.attach(self.ctx)
 
     def output(self, value: Any) -> None:
@@ -91,59 +97,74 @@ class _Run:
                 self.span.end()
 
 
-class _Spec:
-    """What a decorator was asked for: kind, names, attributes; built once."""
+def _function_of(target: Any) -> Callable[..., Any]:
+    """The plain function behind a static/class/bound method (for its signature and kind)."""
+    if isinstance(target, staticmethod | classmethod | types.MethodType):
+        return target.__func__  # type: ignore[no-any-return]
+    return target  # type: ignore[no-any-return]
 
-    __slots__ = ("_signature", "_skip_first", "attributes", "kind", "span_name", "tags")
+
+class _Spec:
+    """What a decorator was asked for: kind, names, attributes; built once per function."""
+
+    __slots__ = ("_signature", "attributes", "kind", "span_name", "tags")
 
     def __init__(
         self,
-        func: Callable[..., Any],
+        func: Any,
         kind: str,
-        name: str | None,
+        entity_name: str,
         version: Any,
         tags: Any,
         cost: float | None,
-        method_of: str | None = None,
     ) -> None:
-        base = name or getattr(func, "__name__", "call")
-        if method_of and not name:
-            base = f"{method_of}.{base}"
         self.kind = kind
-        self.span_name = f"{base}.{kind}"
+        self.span_name = f"{entity_name}.{kind}"
         self.tags = tags
         self.attributes: dict[str, Any] = {
             semconv.AGENTOPS_SPAN_KIND: kind,
-            semconv.AGENTOPS_ENTITY_NAME: base,
+            semconv.AGENTOPS_ENTITY_NAME: entity_name,
         }
         if version is not None:
             self.attributes[semconv.AGENTOPS_ENTITY_VERSION] = str(version)
         if cost is not None:
             self.attributes[semconv.AGENTOPS_TOOL_COST] = float(cost)
         if tags and kind not in _TRACE_KINDS:
-            self.attributes[semconv.AGENTOPS_TAGS] = [str(t) for t in tags]
+            self.attributes[semconv.AGENTOPS_TAGS] = _tag_list(tags)
         try:
-            self._signature: inspect.Signature | None = inspect.signature(func)
+            self._signature: inspect.Signature | None = inspect.signature(_function_of(func))
         except (TypeError, ValueError):
             self._signature = None
-        self._skip_first = method_of is not None
 
     def bind(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Arguments by parameter name (so secrets are masked by key), minus ``self``."""
+        """Arguments by parameter name (so secrets are masked by key), minus ``self``/``cls``.
+
+        ``wrapt`` passes the object (or the class, for a classmethod) a method
+        is bound to as ``instance`` and leaves it out of ``args``; it fills the
+        function's first parameter, which is not recorded.
+        """
         if self._signature is None:
             return {"args": args, "kwargs": kwargs}
         try:
-            call_args = (instance, *args) if self._skip_first and instance is not None else args
-            bound = self._signature.bind_partial(*call_args, **kwargs)
+            if instance is None:
+                values = self._signature.bind_partial(*args, **kwargs).arguments
+            else:
+                values = self._signature.bind_partial(instance, *args, **kwargs).arguments
+                values.pop(next(iter(values)))
         except TypeError:
             return {"args": args, "kwargs": kwargs}
-        values = dict(bound.arguments)
-        if self._skip_first and values:
-            values.pop(next(iter(values)))
         for param in self._signature.parameters.values():
             if param.kind is inspect.Parameter.VAR_KEYWORD and param.name in values:
                 values.update(values.pop(param.name))
         return values
+
+
+def _tag_list(tags: Any) -> list[str]:
+    if isinstance(tags, str):
+        return [tags]
+    if isinstance(tags, dict):
+        return [f"{k}:{v}" for k, v in tags.items()]
+    return [str(t) for t in tags]
 
 
 def _active() -> bool:
@@ -172,8 +193,8 @@ def _sync_wrapper(spec: _Spec) -> Callable[..., Any]:
 
 def _coroutine_wrapper(spec: _Spec) -> Callable[..., Any]:
     async def call(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not _active():
-            return await wrapped(*args, **kwargs)
+        # The span starts when the coroutine is first awaited, in the awaiting
+        # context: a coroutine that is never awaited never opens a span.
         run = _Run(spec, instance, args, kwargs)
         token = run.attach()
         try:
@@ -188,21 +209,33 @@ def _coroutine_wrapper(spec: _Spec) -> Callable[..., Any]:
         return result
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not _active():
+            return wrapped(*args, **kwargs)
         return call(wrapped, instance, args, kwargs)
 
     return wrapper
 
 
 def _generator_wrapper(spec: _Spec) -> Callable[..., Any]:
-    def steps(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not _active():
-            return (yield from wrapped(*args, **kwargs))
-        run = _Run(spec, instance, args, kwargs)
-        # The span is current only while the generator's own code runs, never
-        # between yields, so it cannot leak into the consumer's context.
+    def steps(
+        parent: Context, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        # The span starts at the first next(), as a child of the context the
+        # generator was created in, and is current only while the generator's
+        # own code runs, never between yields: it cannot leak into the
+        # consumer. Exhaustion, an exception, close() and garbage collection
+        # (which closes a suspended generator) all end it.
+        token = context_api.attach(parent)
+        try:
+            run = _Run(spec, instance, args, kwargs)
+        finally:
+            context_api.detach(token)
         token = run.attach()
         try:
             gen = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            run.finish(exc)
+            raise
         finally:
             context_api.detach(token)
         sent: Any = None
@@ -212,10 +245,9 @@ def _generator_wrapper(spec: _Spec) -> Callable[..., Any]:
             while True:
                 token = run.attach()
                 try:
-                    item = gen.throw(thrown) if thrown is not None else gen.send(sent)
+                    item = gen.send(sent) if thrown is None else gen.throw(thrown)
                 except StopIteration as stop:
                     run.output({"yielded": count, "return": stop.value})
-                    run.finish()
                     return stop.value
                 finally:
                     context_api.detach(token)
@@ -224,10 +256,15 @@ def _generator_wrapper(spec: _Spec) -> Callable[..., Any]:
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    gen.close()
+                    token = run.attach()
+                    try:
+                        gen.close()
+                    finally:
+                        context_api.detach(token)
                     raise
-                except BaseException as exc:  # thrown in by the consumer
+                except BaseException as exc:  # thrown in by the consumer: pass it on
                     thrown = exc
+                    sent = None
         except GeneratorExit:
             run.finish()
             raise
@@ -238,21 +275,29 @@ def _generator_wrapper(spec: _Spec) -> Callable[..., Any]:
             run.finish()
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return steps(wrapped, instance, args, kwargs)
+        if not _active():
+            return wrapped(*args, **kwargs)
+        return steps(context_api.get_current(), wrapped, instance, args, kwargs)
 
     return wrapper
 
 
 def _async_generator_wrapper(spec: _Spec) -> Callable[..., Any]:
-    async def steps(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not _active():
-            async for item in wrapped(*args, **kwargs):
-                yield item
-            return
-        run = _Run(spec, instance, args, kwargs)
+    async def steps(
+        parent: Context, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        # As for generators (see _generator_wrapper).
+        token = context_api.attach(parent)
+        try:
+            run = _Run(spec, instance, args, kwargs)
+        finally:
+            context_api.detach(token)
         token = run.attach()
         try:
             agen = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            run.finish(exc)
+            raise
         finally:
             context_api.detach(token)
         sent: Any = None
@@ -262,10 +307,9 @@ def _async_generator_wrapper(spec: _Spec) -> Callable[..., Any]:
             while True:
                 token = run.attach()
                 try:
-                    item = await (agen.athrow(thrown) if thrown is not None else agen.asend(sent))
+                    item = await (agen.asend(sent) if thrown is None else agen.athrow(thrown))
                 except StopAsyncIteration:
                     run.output({"yielded": count})
-                    run.finish()
                     return
                 finally:
                     context_api.detach(token)
@@ -274,10 +318,15 @@ def _async_generator_wrapper(spec: _Spec) -> Callable[..., Any]:
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    await agen.aclose()
+                    token = run.attach()
+                    try:
+                        await agen.aclose()
+                    finally:
+                        context_api.detach(token)
                     raise
                 except BaseException as exc:
                     thrown = exc
+                    sent = None
         except GeneratorExit:
             run.finish()
             raise
@@ -288,12 +337,15 @@ def _async_generator_wrapper(spec: _Spec) -> Callable[..., Any]:
             run.finish()
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return steps(wrapped, instance, args, kwargs)
+        if not _active():
+            return wrapped(*args, **kwargs)
+        return steps(context_api.get_current(), wrapped, instance, args, kwargs)
 
     return wrapper
 
 
-def _wrap_function(func: Callable[..., Any], spec: _Spec) -> Any:
+def _wrap_function(target: Any, spec: _Spec) -> Any:
+    func = _function_of(target)
     if inspect.isasyncgenfunction(func):
         wrapper = _async_generator_wrapper(spec)
     elif inspect.iscoroutinefunction(func):
@@ -302,22 +354,27 @@ def _wrap_function(func: Callable[..., Any], spec: _Spec) -> Any:
         wrapper = _generator_wrapper(spec)
     else:
         wrapper = _sync_wrapper(spec)
-    return wrapt.FunctionWrapper(func, wrapper)
+    return _Traced(target, wrapper)
+
+
+def _is_traced(value: Any) -> bool:
+    return isinstance(value, _Traced) or isinstance(getattr(value, "__func__", None), _Traced)
 
 
 def _wrap_class(cls: type, kind: str, name: str | None, version: Any, tags: Any, cost: float | None) -> type:
+    """Make every public method defined on ``cls`` (and ``__call__``) a span of ``kind``.
+
+    Methods decorated on their own keep their own decorator only; properties,
+    private and inherited methods are left alone. The class itself is
+    returned, so ``isinstance`` and subclassing are unaffected.
+    """
     owner = name or cls.__name__
     for attr, value in list(vars(cls).items()):
-        if attr.startswith("_") and attr != "__call__":
+        if (attr.startswith("_") and attr != "__call__") or _is_traced(value):
             continue
-        if isinstance(value, staticmethod | classmethod):
-            func = value.__func__
-            spec = _Spec(func, kind, None, version, tags, cost, method_of=None)
-            spec.span_name = f"{owner}.{func.__name__}.{kind}"
-            spec.attributes[semconv.AGENTOPS_ENTITY_NAME] = f"{owner}.{func.__name__}"
-            setattr(cls, attr, type(value)(_wrap_function(func, spec)))
-        elif inspect.isfunction(value):
-            spec = _Spec(value, kind, None, version, tags, cost, method_of=owner)
+        if isinstance(value, staticmethod | classmethod) or inspect.isfunction(value):
+            method_name = _function_of(value).__name__
+            spec = _Spec(value, kind, f"{owner}.{method_name}", version, tags, cost)
             setattr(cls, attr, _wrap_function(value, spec))
     return cls
 
@@ -338,7 +395,8 @@ def _decorator_for(kind: str) -> Callable[..., Any]:
         def apply(target: Any) -> Any:
             if inspect.isclass(target):
                 return _wrap_class(target, kind, name, version, tags, cost)
-            return _wrap_function(target, _Spec(target, kind, name, version, tags, cost))
+            entity_name = name or getattr(_function_of(target), "__name__", None) or type(target).__name__
+            return _wrap_function(target, _Spec(target, kind, entity_name, version, tags, cost))
 
         return apply if func is None else apply(func)
 

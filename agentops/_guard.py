@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-logger = logging.getLogger("agentops")
+logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()

@@ -13,7 +13,7 @@ from agentops._state import configure, flush, state
 from agentops._traces import TraceContext, end_trace, start_trace
 from agentops.semconv import SpanKind, TraceState
 
-logger = logging.getLogger("agentops")
+logger = logging.getLogger(__name__)
 _atexit_registered = False
 
 

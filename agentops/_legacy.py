@@ -1,8 +1,8 @@
 """The legacy session API (``start_session``/``end_session``), on top of traces.
 
 The "current session" is the caller's current trace (per thread and asyncio
-task), falling back to the session ``init()`` started; it is never a single
-process-wide variable.
+task), falling back, outside requests and tasks, to the session ``init()``
+started; it is never a single process-wide variable.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from agentops import semconv
 from agentops._guard import capture_internal_exceptions
 from agentops._state import flush, state
-from agentops._traces import TraceContext, current_trace, end_trace, start_trace
+from agentops._traces import TraceContext, current_scope, current_trace, end_trace, start_trace
 from agentops.semconv import SpanKind, TraceState
 
-logger = logging.getLogger("agentops")
+logger = logging.getLogger(__name__)
 
 
 class Session:
@@ -63,7 +64,7 @@ def _end(trace_context: TraceContext, end_state: Any, extra: dict[str, Any]) -> 
         span = trace_context.span
         if span.is_recording():
             for key, value in extra.items():
-                span.set_attribute(f"agentops.status.{key}", str(value))
+                span.set_attribute(f"{semconv.AGENTOPS_STATUS_PREFIX}{key}", str(value))
     end_trace(trace_context, end_state)
     flush(5_000)
 
@@ -85,9 +86,16 @@ def start_session(tags: Any = None) -> Session:
 
 
 def _current_session() -> TraceContext | None:
+    """The caller's trace; in a plain script, else the session ``init()`` started.
+
+    Inside a request or task there is no fallback: the init session belongs
+    to the process, not to one request.
+    """
     current = current_trace()
     if current is not None and not current.ended:
         return current
+    if current_scope() is not None:
+        return None
     return state.init_trace
 
 

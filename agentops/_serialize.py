@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,9 +21,41 @@ _MAX_DEPTH = 12
 _MAX_ITEMS = 200
 
 
+_secret_patterns: dict[frozenset[str], re.Pattern[str]] = {}
+
+
+def _secret_pattern(redact_keys: frozenset[str]) -> re.Pattern[str]:
+    pattern = _secret_patterns.get(redact_keys)
+    if pattern is None:
+        # A key is secret if it is one of the names, or ends with one after a
+        # separator: "password" also masks "db_password" and "X-Api-Key".
+        names = sorted({re.escape(k.lower().replace("-", "_")) for k in redact_keys}, key=len, reverse=True)
+        body = "|".join(names) or r"(?!)"
+        pattern = re.compile(rf"(?:^|.*[_.\-])(?:{body})$", re.IGNORECASE | re.DOTALL)
+        if len(_secret_patterns) > 64:  # configurations change rarely; stay bounded anyway
+            _secret_patterns.clear()
+        _secret_patterns[redact_keys] = pattern
+    return pattern
+
+
+def is_secret_key(key: str, redact_keys: frozenset[str]) -> bool:
+    """Whether values under ``key`` are masked.
+
+    A key matches a redact key case-insensitively, with ``-`` and ``_`` treated
+    alike, either whole or as its last part: with ``"password"`` in
+    ``redact_keys``, ``"Password"``, ``"db_password"`` and ``"db-password"``
+    are secret, ``"password_hint"`` is not.
+    """
+    if not redact_keys:
+        return False
+    return _secret_pattern(redact_keys).match(key.replace("-", "_")) is not None
+
+
 def _text(value: str, limit: int) -> str:
     if len(value) > limit:
         value = value[:limit]
+    if value.isascii():
+        return value
     # Lone surrogates cannot be encoded as UTF-8 by any exporter or database.
     try:
         value.encode("utf-8")
@@ -32,8 +66,11 @@ def _text(value: str, limit: int) -> str:
 
 def _plain(value: Any, redact: frozenset[str], limit: int, depth: int, seen: set[int]) -> Any:
     """A JSON-encodable copy of ``value`` with secrets masked."""
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, bool | int):
         return value
+    if isinstance(value, float):
+        # NaN and infinities are not JSON; PostgreSQL's jsonb refuses them.
+        return value if math.isfinite(value) else repr(value)
     if isinstance(value, str):
         return _text(value, limit)
     if isinstance(value, bytes | bytearray | memoryview):
@@ -52,7 +89,7 @@ def _plain(value: Any, redact: frozenset[str], limit: int, depth: int, seen: set
                 out["..."] = f"{len(value) - _MAX_ITEMS} more"
                 break
             name = _text(key if isinstance(key, str) else repr(key), 200)
-            if name.lower() in redact:
+            if is_secret_key(name, redact):
                 out[name] = REDACTED
             else:
                 out[name] = _plain(item, redact, limit, depth + 1, seen)
@@ -111,7 +148,7 @@ def to_json(value: Any, *, redact_keys: frozenset[str], max_size: int) -> str:
             _plain(value, redact_keys, max_size, 0, set()),
             ensure_ascii=False,
             separators=(",", ":"),
-            allow_nan=True,
+            allow_nan=False,
         )
     except Exception as exc:
         text = json.dumps(f"<unserialisable: {type(exc).__name__}>")
@@ -128,4 +165,4 @@ def truncate(text: str, max_size: int) -> str:
 
 def redact_mapping(values: Mapping[str, Any], redact_keys: frozenset[str]) -> dict[str, Any]:
     """A shallow copy of ``values`` with secret keys masked (headers, kwargs)."""
-    return {k: (REDACTED if k.lower() in redact_keys else v) for k, v in values.items()}
+    return {k: (REDACTED if is_secret_key(k, redact_keys) else v) for k, v in values.items()}

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from agentops._config import Config
     from agentops._traces import TraceContext
 
-logger = logging.getLogger("agentops")
+logger = logging.getLogger(__name__)
 
 TRACER_NAME = "agentops"
 
@@ -98,6 +98,8 @@ class _State:
         self.active_traces: dict[int, TraceContext] = {}
         self.init_trace: TraceContext | None = None
         self.memory_exporter: Any = None
+        #: The processors made for ``Config.exporters``, in order, with what they were made for.
+        self.exporters: list[tuple[Any, SpanProcessor]] = []
         self.pid = os.getpid()
 
 
@@ -172,15 +174,52 @@ def _exporter_processor(exporter: Any) -> SpanProcessor | None:
     return None
 
 
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (isinstance(a, str) and a == b)
+
+
 def configure(config: Config) -> None:
-    """Install the provider (once) and the configured exporters."""
+    """Install the provider (once) and make the exporters those of ``config``.
+
+    Calling it again with the same exporters changes nothing (no duplicate
+    exports); exporters no longer asked for are flushed and removed.
+    """
     with state.lock:
         _ensure_provider(config)
+        if state.provider is not None and config.service_name != _service_name(state.provider):
+            logger.info(
+                "agentops: service_name %r not applied: the tracer provider already exists", config.service_name
+            )
         state.config = config
+        kept: list[tuple[Any, SpanProcessor]] = []
+        for wanted, processor in state.exporters:
+            if any(_same(wanted, exporter) for exporter in config.exporters):
+                kept.append((wanted, processor))
+            else:
+                _drop(wanted, processor)
         for exporter in config.exporters:
-            processor = _exporter_processor(exporter)
-            if processor is not None:
-                state.dispatcher.add(processor)
+            if any(_same(wanted, exporter) for wanted, _ in kept):
+                continue
+            new = _exporter_processor(exporter)
+            if new is not None:
+                kept.append((exporter, new))
+                state.dispatcher.add(new)
+        state.exporters = kept
+
+
+def _service_name(provider: TracerProvider) -> Any:
+    return provider.resource.attributes.get("service.name")
+
+
+def _drop(wanted: Any, processor: SpanProcessor) -> None:
+    state.dispatcher.remove(processor)
+    with capture_internal_exceptions("removing an exporter"):
+        if wanted is processor:  # the user's own processor: theirs to shut down
+            processor.force_flush(5_000)
+        else:
+            processor.shutdown()
+    if wanted == "memory":
+        state.memory_exporter = None
 
 
 def add_span_processor(processor: SpanProcessor) -> None:
@@ -210,18 +249,26 @@ def reset() -> None:
     """Forget configuration, traces and processors (for tests).
 
     The global provider stays (OpenTelemetry allows setting it once), but
-    agentops' processors are shut down and removed from it, and integrations
-    are uninstrumented.
+    agentops' processors are shut down and removed from it, integrations are
+    uninstrumented, open traces are ended, and the caller's OpenTelemetry
+    context is emptied.
     """
+    from opentelemetry import context as context_api
+
     from agentops import integrations
 
     with state.lock:
         integrations.uninstrument_all()
         for trace_context in list(state.active_traces.values()):
+            trace_context.ended = True
             with capture_internal_exceptions("reset"):
                 trace_context.span.end()
         state.active_traces.clear()
         state.init_trace = None
         state.dispatcher.shutdown()
+        state.exporters = []
         state.memory_exporter = None
         state.config = None
+    # start_trace() leaves its trace current in the caller's context; a trace
+    # left open by one test must not become the parent of the next test's spans.
+    context_api.attach(Context())

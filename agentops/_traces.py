@@ -26,15 +26,16 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from agentops import semconv
 from agentops._guard import capture_internal_exceptions
-from agentops._serialize import to_json
+from agentops._serialize import is_secret_key, to_json
 from agentops._state import state
 from agentops.semconv import TraceState
 
-logger = logging.getLogger("agentops")
+logger = logging.getLogger(__name__)
 
 _TRACE_KEY = context_api.create_key("agentops-trace")
 _SCOPE_KEY = context_api.create_key("agentops-scope")
 _ids = itertools.count(1)
+_ROOT = Context()
 
 _STATUS = {
     TraceState.SUCCESS.value: StatusCode.OK,
@@ -163,13 +164,12 @@ def new_trace(
     kind: str = semconv.SpanKind.TRACE,
 ) -> TraceContext:
     """Create and register a trace without making it current (see :func:`start_trace`)."""
-    scope = current_scope()
-    if scope is not None and scope.span.is_recording():
-        parent: Context | None = None  # inside a request/task: a child, one picture
-    else:
-        parent = Context()  # a new root, whatever is current
-        scope = None
-    span = state.tracer.start_span(trace_name, context=parent)
+    parent_context = context_api.get_current()
+    scope = current_scope(parent_context)
+    # Inside a request/task: a child of the current span, so the request is one
+    # picture. Anywhere else a new root, whatever is current (the init session,
+    # another trace, a foreign span): nothing nests by accident.
+    span = state.tracer.start_span(trace_name, context=parent_context if scope is not None else _ROOT)
     if span.is_recording():
         attributes: dict[str, Any] = {
             semconv.AGENTOPS_SPAN_KIND: kind,
@@ -179,7 +179,6 @@ def new_trace(
         if all_tags:
             attributes[semconv.AGENTOPS_TAGS] = all_tags
         span.set_attributes(attributes)
-    parent_context = context_api.get_current()
     trace_context = TraceContext(span, None, is_init_trace, parent_context, parent_context, scope)
     ctx = trace_api.set_span_in_context(span, parent_context)
     trace_context.context = context_api.set_value(_TRACE_KEY, trace_context, ctx)
@@ -218,15 +217,21 @@ def start_trace(
 def _restore_context(trace_context: TraceContext) -> None:
     """If ``trace_context`` is the caller's current trace, make its parent current.
 
-    Traces that ended meanwhile are skipped, so ending traces out of order
-    never leaves an ended trace current.
+    A parent that is itself an ended trace's own context is skipped, so ending
+    traces out of order never leaves an ended trace current. (A parent in which
+    a span inside that trace is still running is kept: that span's code is
+    still on the stack.)
+
+    The parent is attached rather than the start token detached: the trace
+    may end in a copy of the context it started in (an asyncio task started
+    inside it), where the token is not valid.
     """
     if current_trace() is not trace_context:
         return
     ctx = trace_context.parent_context
     while True:
         previous = current_trace(ctx)
-        if previous is None or not previous.ended:
+        if previous is None or not previous.ended or trace_api.get_current_span(ctx) is not previous.span:
             break
         ctx = previous.parent_context
     context_api.attach(ctx)
@@ -317,7 +322,7 @@ def update_trace_metadata(metadata: Mapping[str, Any]) -> bool:
                     redact_keys=config.redact_keys if config else frozenset(),
                     max_size=config.max_payload_size if config else 16_384,
                 )
-            if config and str(key).lower() in config.redact_keys:
+            if config and is_secret_key(str(key), config.redact_keys):
                 value = "[REDACTED]"
             span.set_attribute(f"{semconv.AGENTOPS_METADATA_PREFIX}{key}", value)
     return True

@@ -56,6 +56,8 @@ AGENTOPS_ENTITY_OUTPUT = "agentops.entity.output"
 AGENTOPS_TAGS = "agentops.tags"
 #: The end state of a trace, one of :class:`TraceState`.
 AGENTOPS_END_STATE = "agentops.end_state"
+#: Prefix of the extra keywords given to the legacy ``end_session`` (``end_state_reason``).
+AGENTOPS_STATUS_PREFIX = "agentops.status."
 #: Set on the root span of a trace started by ``start_trace``/``@trace``.
 AGENTOPS_TRACE_NAME = "agentops.trace.name"
 #: Prefix of metadata set with ``update_trace_metadata``.

@@ -1,0 +1,259 @@
+"""Celery signal handlers without a broker: eager tasks, header parsing, unpaired signals, lost publishes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from celery import signals
+from celery.app.task import Context as RequestContext
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind as OTelSpanKind
+from opentelemetry.trace import StatusCode
+
+import agentops
+from agentops_django import celery_signals as cs
+from tests.agentops_django.celery_fixtures import traced
+from tests.testapp import tasks
+
+__all__ = ["traced"]
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def eager() -> Iterator[Any]:
+    """The test project's app with ``task_always_eager`` on."""
+    from tests.celery_app import app
+
+    app.set_current()
+    app.conf.update(task_always_eager=True, task_eager_propagates=False)
+    try:
+        yield app
+    finally:
+        app.conf.update(task_always_eager=False, task_eager_propagates=False)
+
+
+def consumer_spans(spans: list[Any]) -> list[Any]:
+    return [s for s in spans if s.kind is OTelSpanKind.CONSUMER]
+
+
+# --- task_always_eager -------------------------------------------------------------
+def test_an_eager_task_is_a_child_of_the_current_span(eager, traced):
+    """With ``task_always_eager`` (no publish) the task span's parent is the caller's current span."""
+    with agentops.start_trace("caller") as caller:
+        result = tasks.add.delay(2, 2)
+        assert trace_api.get_current_span() is caller.span
+    assert result.get() == 4
+    run = traced.one("testapp.add")
+    assert run.parent.span_id == caller.span.get_span_context().span_id
+    assert run.attributes[cs.CELERY_TASK_EAGER] is True
+    assert run.attributes[cs.CELERY_TASK_STATE] == "SUCCESS"
+    assert not [s for s in traced if s.kind is OTelSpanKind.PRODUCER]
+
+
+def test_eager_tasks_nest_and_restore_the_callers_context(eager, traced):
+    """An eager task that calls another: the inner is a child of the outer, the caller's span is current after."""
+    with agentops.start_trace("caller") as caller:
+        seen = tasks.nested.delay(1).get()
+        assert trace_api.get_current_span() is caller.span
+    outer = traced.one("testapp.nested")
+    inner = traced.one("testapp.add")
+    assert seen["span_id"] == format(outer.context.span_id, "016x")
+    assert inner.parent.span_id == outer.context.span_id
+    assert outer.parent.span_id == caller.span.get_span_context().span_id
+
+
+def test_an_eager_failure_is_recorded_whether_or_not_it_propagates(eager, traced):
+    """``task_eager_propagates`` on or off, the failing task's span is an error with the exception."""
+    with agentops.start_trace("caller"):
+        tasks.fail.delay("quiet")
+        eager.conf.task_eager_propagates = True
+        with pytest.raises(ValueError, match="loud"):
+            tasks.fail.delay("loud")
+    runs = traced.named("testapp.fail")
+    assert len(runs) == 2
+    for run, message in zip(runs, ("quiet", "loud"), strict=True):
+        assert run.status.status_code is StatusCode.ERROR
+        assert run.attributes["agentops.end_state"] == "Error"
+        (event,) = [e for e in run.events if e.name == "exception"]
+        assert event.attributes["exception.message"] == message
+        assert "raise ValueError(message)" in event.attributes["exception.stacktrace"]
+
+
+def test_eager_retries_are_attempts_of_one_trace(eager, traced):
+    """An eager task that retries: one span per attempt, all under the caller."""
+    with agentops.start_trace("caller") as caller:
+        assert tasks.flaky.delay(2).get() == 2
+    runs = traced.named("testapp.flaky")
+    assert [r.attributes[cs.CELERY_TASK_RETRIES] for r in runs] == [0, 1, 2]
+    assert {r.context.trace_id for r in runs} == {caller.span.get_span_context().trace_id}
+    assert [r.attributes[cs.CELERY_TASK_STATE] for r in runs] == ["RETRY", "RETRY", "SUCCESS"]
+
+
+def test_an_eager_call_can_ask_for_a_new_trace(eager, traced):
+    """The per-call fan-out header works for eager tasks too: a new root linked to the current span."""
+    with agentops.start_trace("caller") as caller:
+        tasks.add.apply_async((1, 1), headers={cs.HEADER_NEW_TRACE: "true"})
+    run = traced.one("testapp.add")
+    assert run.parent is None
+    assert run.context.trace_id != caller.span.get_span_context().trace_id
+    assert [link.context.span_id for link in run.links] == [caller.span.get_span_context().span_id]
+
+
+def test_task_arguments_and_results_are_redacted(eager, traced):
+    """Arguments and results are recorded as JSON with secrets masked."""
+    tasks.secret.delay(api_key="sk-live", value=3)
+    run = traced.one("testapp.secret")
+    assert "sk-live" not in run.attributes[cs.CELERY_TASK_KWARGS]
+    assert "hunter2" not in run.attributes[cs.CELERY_TASK_RESULT]
+    assert '"value":3' in run.attributes[cs.CELERY_TASK_RESULT]
+
+
+def test_no_content_is_recorded_when_capture_is_off(eager, agentops_init):
+    """``capture_content=False``: no arguments or results on the task span."""
+    agentops_init(capture_content=False)
+    cs.connect()
+    with agentops.testing.captured_spans() as spans:
+        tasks.add.delay(1, 2)
+    attributes = spans.one("testapp.add").attributes
+    assert cs.CELERY_TASK_ARGS not in attributes
+    assert cs.CELERY_TASK_RESULT not in attributes
+
+
+def test_tasks_run_untouched_before_agentops_is_initialised(eager):
+    """The handlers connected but agentops never initialised: tasks work and nothing is recorded."""
+    cs.connect()
+    assert tasks.add.delay(2, 5).get() == 7
+    assert trace_api.get_current_span() is trace_api.INVALID_SPAN
+
+
+# --- reading the context from task.request --------------------------------------
+def caller_of(request: RequestContext) -> trace_api.SpanContext:
+    ctx = cs._propagator.extract(request, context=Context(), getter=cs._getter)
+    return trace_api.get_current_span(ctx).get_span_context()
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        pytest.param({"traceparent": TRACEPARENT}, id="top-level"),
+        pytest.param({"headers": {"traceparent": TRACEPARENT}}, id="nested"),
+        pytest.param({"traceparent": TRACEPARENT.encode()}, id="bytes"),
+        pytest.param({"traceparent": [TRACEPARENT]}, id="list"),
+        pytest.param({"headers": {"traceparent": (TRACEPARENT.encode(),)}}, id="nested-tuple-of-bytes"),
+    ],
+)
+def test_the_callers_context_is_read_from_any_header_shape(request_fields):
+    """Brokers and Celery versions deliver headers as str, bytes or lists, top level or nested."""
+    found = caller_of(RequestContext({"id": "t", **request_fields}))
+    assert found.is_valid
+    assert format(found.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert found.is_remote
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("garbage", id="malformed"),
+        pytest.param(12345, id="number"),
+        pytest.param(b"\xff\xfe", id="undecodable-bytes"),
+        pytest.param([], id="empty-list"),
+        pytest.param("00-00000000000000000000000000000000-b7ad6b7169203331-01", id="zero-trace-id"),
+    ],
+)
+def test_a_malformed_header_gives_no_caller(value):
+    """Anything that is not a valid traceparent means no caller, never an error."""
+    assert not caller_of(RequestContext({"id": "t", "traceparent": value})).is_valid
+
+
+def test_a_task_with_a_malformed_header_starts_a_fresh_trace(traced):
+    """The worker side: a malformed traceparent makes the task the root of its own trace."""
+    task = tasks.add._get_current_object()
+    task.push_request(id="m1", traceparent="00-zz-zz-01", delivery_info={}, called_directly=False)
+    try:
+        signals.task_prerun.send(sender=task, task_id="m1", task=task, args=(1, 2), kwargs={})
+        signals.task_postrun.send(
+            sender=task, task_id="m1", task=task, args=(1, 2), kwargs={}, retval=3, state="SUCCESS"
+        )
+    finally:
+        task.pop_request()
+    run = traced.one("testapp.add")
+    assert run.parent is None
+    assert run.attributes[cs.CELERY_TASK_STATE] == "SUCCESS"
+
+
+# --- signals that do not come in pairs ------------------------------------------------
+def run_signals(task: Any, task_id: str, traceparent: str | None, *, postrun: bool) -> None:
+    fields = {"id": task_id, "delivery_info": {"routing_key": "q"}}
+    if traceparent:
+        fields["traceparent"] = traceparent
+    task.push_request(called_directly=False, **fields)
+    try:
+        signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=(), kwargs={})
+        if postrun:
+            signals.task_postrun.send(
+                sender=task, task_id=task_id, task=task, args=(), kwargs={}, retval=1, state="SUCCESS"
+            )
+    finally:
+        task.pop_request()
+
+
+def test_a_task_never_inherits_the_context_of_a_task_whose_postrun_never_came(traced):
+    """Task N's postrun lost: task N+1 is not its child, N's span is ended as lost, no context leaks."""
+    task = tasks.whoami._get_current_object()
+    before = context_api.get_current()
+    run_signals(task, "n", TRACEPARENT, postrun=False)
+    assert trace_api.get_current_span().is_recording()  # task N's span is current, as it should be mid-task
+    run_signals(task, "n-plus-1", None, postrun=True)
+    lost, nxt = traced.named("testapp.whoami")
+    assert lost.attributes[cs.CELERY_TASK_ID] == "n"
+    assert lost.attributes[cs.CELERY_TASK_STATE] == "LOST"
+    assert lost.attributes["agentops.end_state"] == "Indeterminate"
+    assert nxt.attributes[cs.CELERY_TASK_ID] == "n-plus-1"
+    assert nxt.parent is None
+    assert nxt.context.trace_id != lost.context.trace_id
+    assert context_api.get_current() == before
+
+
+def test_a_postrun_without_a_prerun_is_ignored(traced):
+    """A postrun whose prerun never came (handlers connected mid-task) records nothing and raises nothing."""
+    task = tasks.whoami._get_current_object()
+    task.push_request(id="orphan", called_directly=False)
+    try:
+        signals.task_postrun.send(
+            sender=task, task_id="orphan", task=task, args=(), kwargs={}, retval=1, state="SUCCESS"
+        )
+        signals.task_failure.send(sender=task, task_id="orphan", exception=ValueError("x"), einfo=None)
+    finally:
+        task.pop_request()
+    assert traced.named("testapp.whoami") == []
+
+
+def test_a_publish_that_fails_still_ends_its_span(traced, monkeypatch):
+    """The broker refuses the message (no ``after_task_publish``): the producer span still ends, as an error."""
+    from celery import Celery
+
+    dead = Celery("dead", broker="redis://127.0.0.1:1/0", set_as_current=False)
+    dead.conf.broker_connection_retry = False
+    with agentops.start_trace("caller"), pytest.raises(Exception):  # noqa: B017 - whatever kombu raises
+        dead.send_task("testapp.add", (1, 2), retry=False)
+    assert traced.named("publish testapp.add") == []
+    monkeypatch.setattr(cs, "PENDING_PUBLISH_TIMEOUT", 0.0)
+    monkeypatch.setattr(cs._registry, "next_sweep", 0.0)
+    cs._sweep_pending(float("inf"))
+    span = traced.one("publish testapp.add")
+    assert span.status.status_code is StatusCode.ERROR
+
+
+def test_a_worker_child_closes_open_spans_before_it_exits(traced):
+    """``worker_process_shutdown`` ends what is still open (a task killed mid-run) and flushes."""
+    task = tasks.whoami._get_current_object()
+    run_signals(task, "killed", TRACEPARENT, postrun=False)
+    signals.worker_process_shutdown.send(sender=None, pid=0, exitcode=0)
+    (span,) = traced.named("testapp.whoami")
+    assert span.attributes[cs.CELERY_TASK_STATE] == "LOST"
+    assert trace_api.get_current_span() is trace_api.INVALID_SPAN

@@ -117,6 +117,8 @@ def get_tracer() -> trace_api.Tracer:
 
 def _ensure_provider(config: Config) -> None:
     if state.provider is not None:
+        if isinstance(state.tracer, trace_api.NoOpTracer):  # after reset()
+            state.tracer = state.provider.get_tracer(TRACER_NAME, _version())
         return
     current = trace_api.get_tracer_provider()
     if isinstance(current, TracerProvider):
@@ -141,9 +143,13 @@ def _ensure_provider(config: Config) -> None:
     else:
         state.dispatcher = provider._agentops_dispatcher  # type: ignore[attr-defined]
     state.provider = provider
+    state.tracer = provider.get_tracer(TRACER_NAME, _version())
+
+
+def _version() -> str:
     from agentops import __version__
 
-    state.tracer = provider.get_tracer(TRACER_NAME, __version__)
+    return __version__
 
 
 def _exporter_processor(exporter: Any) -> SpanProcessor | None:
@@ -269,6 +275,7 @@ def reset() -> None:
         state.exporters = []
         state.memory_exporter = None
         state.config = None
+        state.tracer = trace_api.NoOpTracer()
     # start_trace() leaves its trace current in the caller's context; a trace
     # left open by one test must not become the parent of the next test's spans.
     context_api.attach(Context())

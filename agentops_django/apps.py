@@ -1,22 +1,19 @@
-"""Wiring at start-up: the SDK, the database writer, the middleware, Celery's signals."""
+"""The app's configuration: everything is wired in :meth:`AgentOpsConfig.ready`."""
 
 from __future__ import annotations
 
-import logging
-
 from django.apps import AppConfig
-
-logger = logging.getLogger("agentops_django")
-
-MIDDLEWARE_PATH = "agentops_django.middleware.AgentOpsMiddleware"
 
 
 class AgentOpsConfig(AppConfig):
+    """``agentops_django``: traces of requests and Celery tasks, stored in the database."""
+
     name = "agentops_django"
     verbose_name = "AgentOps traces"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        """Register the checks and run :func:`agentops_django.setup.setup` (once per process)."""
         from agentops_django import (
             checks,  # noqa: F401 - registers the system checks
             setup,

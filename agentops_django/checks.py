@@ -27,9 +27,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.utils.module_loading import import_string
 
-from agentops_django.conf import DEFAULTS, EXPORTER_NAMES
-
-MIDDLEWARE_PATH = "agentops_django.middleware.AgentOpsMiddleware"
+from agentops_django.conf import DEFAULTS, EXPORTER_NAMES, MIDDLEWARE_PATH
 
 _BOOLS = (
     "ENABLED",

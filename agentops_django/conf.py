@@ -74,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "RETENTION_MAX_TRACES": 100_000,
 }
 
+#: The dotted path of the middleware, as it appears in ``settings.MIDDLEWARE``.
+MIDDLEWARE_PATH = "agentops_django.middleware.AgentOpsMiddleware"
 #: Exporter names the SDK understands; anything else must be a dotted path.
 EXPORTER_NAMES = ("otlp", "console", "memory")
 #: The admin's own pages (any admin prefix): never traced.

@@ -1,7 +1,101 @@
-"""Process start-up: initialise the SDK and install the database writer (once per process)."""
+"""Process start-up: initialise the SDK, install the database writer and the middleware, connect Celery.
+
+:func:`setup` runs from :meth:`agentops_django.apps.AgentOpsConfig.ready`,
+once per process; a forked child (Celery prefork, gunicorn ``--preload``)
+inherits the result and re-creates only the writer's queue and thread.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+
+import agentops
+from agentops._guard import capture_internal_exceptions
+from agentops_django.conf import MIDDLEWARE_PATH, get_config, resolve_exporters
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_done = False
+
+#: ``AGENTOPS`` keys passed to ``agentops.init()`` (``None`` leaves the SDK's default).
+_INIT_OPTIONS = {
+    "CAPTURE_CONTENT": "capture_content",
+    "REDACT_KEYS": "redact_keys",
+    "MAX_PAYLOAD_SIZE": "max_payload_size",
+    "SERVICE_NAME": "service_name",
+    "DEFAULT_TAGS": "default_tags",
+    "INSTRUMENT_LLM_CALLS": "instrument_llm_calls",
+}
+
 
 def setup() -> None:
-    """Wire agentops into this process; idempotent."""
+    """Wire agentops into this process; only the first call does anything.
+
+    With ``AGENTOPS["ENABLED"]`` false nothing is installed. Otherwise:
+    ``agentops.init(auto_start_session=False, ...)`` with the options of the
+    ``AGENTOPS`` setting, the database writer added as a span processor, the
+    middleware put first in ``settings.MIDDLEWARE`` (unless listed already),
+    and Celery's signals connected when Celery is installed.
+    """
+    global _done
+    with _lock:
+        if _done:
+            return
+        _done = True
+    with capture_internal_exceptions("agentops_django setup"):
+        config = get_config()
+        if not config.enabled:
+            logger.info("agentops_django: AGENTOPS['ENABLED'] is false; nothing traced")
+            return
+        options: dict[str, Any] = {name: config[key] for key, name in _INIT_OPTIONS.items() if config[key] is not None}
+        agentops.init(auto_start_session=False, exporters=resolve_exporters(config["EXPORTERS"]), **options)
+        if config.database_writer:
+            from agentops_django.exporter import get_processor
+
+            agentops.add_span_processor(get_processor())
+        install_middleware()
+        connect_celery()
+
+
+def install_middleware() -> bool:
+    """Put the middleware first in ``settings.MIDDLEWARE`` unless it is listed already.
+
+    Returns:
+        True if it was added.
+    """
+    current = getattr(settings, "MIDDLEWARE", None)
+    if current is None or MIDDLEWARE_PATH in current:
+        return False
+    settings.MIDDLEWARE = [MIDDLEWARE_PATH, *current]
+    return True
+
+
+def connect_celery() -> bool:
+    """Connect the Celery signal handlers if Celery is installed.
+
+    Returns:
+        True if they were connected.
+    """
+    try:
+        import celery  # noqa: F401
+    except ImportError:
+        return False
+    try:
+        from agentops_django import celery_signals
+    except ImportError:
+        logger.debug("agentops_django: Celery signal handlers not available", exc_info=True)
+        return False
+    celery_signals.connect()
+    return True
+
+
+def reset() -> None:
+    """Let the next :func:`setup` run again (for tests, after ``agentops`` was reset)."""
+    global _done
+    with _lock:
+        _done = False

@@ -3,11 +3,17 @@
 ``AGENTOPS_TEST_DATABASE=postgres`` runs the Django tests on the PostgreSQL
 server at 127.0.0.1:5432 (database ``AGENTOPS_TEST_PG_NAME``, default
 ``agentops``; pytest-django prefixes ``test_``); the default is SQLite.
+
+The SQLite test database is a file, not Django's in-memory default: the
+database writer's thread and worker processes open their own connections to
+it. Its name comes from ``AGENTOPS_TEST_SQLITE_FILE``, which is set here (per
+test process) when absent, so that processes started by a test find it.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -68,12 +74,15 @@ if os.environ.get("AGENTOPS_TEST_DATABASE", "sqlite") == "postgres":
         }
     }
 else:
+    os.environ.setdefault(
+        "AGENTOPS_TEST_SQLITE_FILE", os.path.join(tempfile.gettempdir(), f"agentops-test-{os.getpid()}.sqlite3")
+    )
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": BASE_DIR / "test.sqlite3",
             "OPTIONS": {"timeout": 30},
-            "TEST": {"NAME": os.environ.get("AGENTOPS_TEST_SQLITE_FILE") or None},
+            "TEST": {"NAME": os.environ["AGENTOPS_TEST_SQLITE_FILE"]},
         }
     }
 

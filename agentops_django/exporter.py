@@ -1,0 +1,407 @@
+"""The database writer: a span processor that stores finished spans in batches.
+
+``on_end`` only appends the finished span to a bounded in-memory queue (a
+``deque``, checked against ``QUEUE_SIZE``; when full the span is dropped and
+counted, never waited for). A daemon thread, started lazily on the first span
+of each process, takes up to ``BATCH_SIZE`` spans at a time (waiting at most
+``BATCH_INTERVAL`` seconds to fill a batch), turns them into rows
+(:mod:`agentops_django._rows`) and writes each batch in one transaction on its
+own database connection.
+
+Database errors never reach the host: the batch is kept and retried with
+backoff a few times, the connection is closed so the next try opens a fresh
+one, then the batch is dropped and counted; the next batch tries again, so
+writing resumes by itself when the database is back. Per-process counters are
+stored in :class:`~agentops_django.models.WriterStats` so the admin can show
+drops.
+
+After ``os.fork()`` (Celery prefork children, gunicorn workers with
+``--preload``) the child gets an empty queue and no thread; its own thread
+starts on its first span.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, connections
+from django.db.backends.utils import CursorWrapper
+from opentelemetry import context as context_api
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+from agentops import _guard
+from agentops._guard import capture_internal_exceptions
+from agentops_django import _rows
+
+logger = logging.getLogger(__name__)
+
+#: Tries of one batch before it is dropped (the first try included).
+MAX_ATTEMPTS = 5
+#: Seconds between tries: doubled each time up to this cap.
+MAX_BACKOFF = 5.0
+#: Seconds between two stores of the per-process counters.
+STATS_INTERVAL = 30.0
+#: Seconds between two "queue full" warnings of one process.
+WARN_INTERVAL = 60.0
+#: Seconds ``shutdown()`` waits for the queue to be written.
+SHUTDOWN_TIMEOUT = 5.0
+
+_processors: weakref.WeakSet[DatabaseSpanProcessor] = weakref.WeakSet()
+_processor: DatabaseSpanProcessor | None = None
+_lock = threading.Lock()
+
+
+class _Flush:
+    """A marker put in the queue by ``force_flush``: set once everything before it is written."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class DatabaseSpanProcessor(SpanProcessor):
+    """Stores every finished span in the database, in batches, off the host's threads.
+
+    Args:
+        alias: The Django database alias to write to.
+        queue_size: Spans that may wait for the writer; more are dropped.
+        batch_size: Spans per write transaction.
+        batch_interval: Seconds the writer waits to fill a batch.
+    """
+
+    def __init__(
+        self,
+        alias: str = "default",
+        *,
+        queue_size: int = 20_000,
+        batch_size: int = 1_000,
+        batch_interval: float = 1.0,
+    ) -> None:
+        self.alias = alias
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.batch_interval = batch_interval
+        self._init_process_state()
+        _processors.add(self)
+
+    def _init_process_state(self) -> None:
+        """(Re)create everything that belongs to one process: queue, thread, counters."""
+        self._queue: collections.deque[ReadableSpan | _Flush] = collections.deque()
+        self._wake = threading.Event()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        # A writer shut down before a fork stays shut down in the child.
+        self._stopping = getattr(self, "_stopping", False)
+        self._stopped = getattr(self, "_stopped", False)
+        self._stop_deadline = float("inf")
+        self.written = 0
+        self.dropped = 0
+        self.errors = 0
+        self._stats_stored: tuple[int, int, int] | None = None
+        self._stats_at = 0.0
+        self._warned_at = float("-inf")
+        self._pid = os.getpid()
+        self._host = socket.gethostname()[:255]
+        self._process_started_at = dt.datetime.now(dt.UTC)
+
+    # --- the host's side: never blocks, never raises ----------------------------
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Queue the span for the writer; drop and count it if the queue is full."""
+        if self._stopping:
+            return
+        queue = self._queue
+        if len(queue) >= self.queue_size:
+            self._drop(1)
+            return
+        queue.append(span)
+        if self._thread is None:
+            self._start_thread()
+        elif len(queue) == self.batch_size:
+            self._wake.set()
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        _guard.count("spans_dropped", count)
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_INTERVAL:
+            self._warned_at = now
+            logger.warning(
+                "agentops_django: %d span(s) dropped (%d in this process so far): "
+                "the database writer's queue is full or the database is failing",
+                count,
+                self.dropped,
+            )
+
+    def _start_thread(self) -> None:
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            thread = threading.Thread(target=self._run, name="agentops-db-writer", daemon=True)
+            thread.start()
+            self._thread = thread
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Wait until every span queued before the call is written (or dropped).
+
+        Returns:
+            True if that happened within ``timeout_millis``.
+        """
+        if self._stopped or (self._thread is None and not self._queue):
+            return not self._queue
+        marker = _Flush()
+        self._queue.append(marker)
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = None
+            self._start_thread()
+        self._wake.set()
+        return marker.done.wait(max(timeout_millis, 0) / 1000)
+
+    def shutdown(self, timeout_millis: int = int(SHUTDOWN_TIMEOUT * 1000)) -> None:
+        """Write what is queued (within the deadline), store the counters, stop the thread."""
+        if self._stopping:
+            return
+        self._stop_deadline = time.monotonic() + timeout_millis / 1000
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(timeout_millis, 0) / 1000)
+        self._stopped = True
+
+    def stats(self) -> dict[str, int]:
+        """This process's counters: spans ``written``, ``dropped``, ``queued``; write ``errors``."""
+        return {
+            "written": self.written,
+            "dropped": self.dropped,
+            "queued": sum(1 for item in list(self._queue) if not isinstance(item, _Flush)),
+            "errors": self.errors,
+        }
+
+    # --- the writer thread -------------------------------------------------------
+    def _run(self) -> None:
+        # The writer's own queries must not become spans of any instrumentation.
+        context_api.attach(context_api.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            while True:
+                batch, markers = self._next_batch()
+                if batch:
+                    with capture_internal_exceptions("database writer"):
+                        self._write_with_retries(batch)
+                if markers or time.monotonic() - self._stats_at >= STATS_INTERVAL or self._stopping:
+                    with capture_internal_exceptions("database writer stats"):
+                        self._store_stats()
+                for marker in markers:
+                    marker.done.set()
+                if self._stopping and not self._queue:
+                    break
+                if self._stopping and time.monotonic() >= self._stop_deadline:
+                    self._drop(len(self._queue))
+                    self._queue.clear()
+                    break
+        finally:
+            with capture_internal_exceptions("database writer close"):
+                connections[self.alias].close()
+
+    def _next_batch(self) -> tuple[list[ReadableSpan], list[_Flush]]:
+        """Wait for a full batch, the interval, a flush or the stop; take up to ``batch_size``."""
+        queue = self._queue
+        deadline: float | None = None
+        while True:
+            size = len(queue)
+            if size >= self.batch_size or self._stopping:
+                break
+            if size:
+                if any(isinstance(item, _Flush) for item in list(queue)):
+                    break
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.batch_interval
+                if now >= deadline:
+                    break
+                timeout = deadline - now
+            else:
+                deadline = None
+                timeout = STATS_INTERVAL
+            self._wake.wait(timeout)
+            self._wake.clear()
+        batch: list[ReadableSpan] = []
+        markers: list[_Flush] = []
+        while queue and len(batch) < self.batch_size:
+            item = queue.popleft()
+            if isinstance(item, _Flush):
+                markers.append(item)
+                if not queue or not isinstance(queue[0], _Flush):
+                    break  # write what came before the marker, then release it
+            else:
+                batch.append(item)
+        return batch, markers
+
+    def _write_with_retries(self, batch: Sequence[ReadableSpan]) -> None:
+        delay = 0.1
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                self.written += write_batch(self.alias, batch)
+                return
+            except (DatabaseError, InterfaceError) as exc:
+                self.errors += 1
+                _guard.count("writer_errors")
+                logger.warning(
+                    "agentops_django: writing %d span(s) failed (try %d of %d): %r",
+                    len(batch),
+                    attempt,
+                    MAX_ATTEMPTS,
+                    exc,
+                )
+                _reset_connection(self.alias)
+            if attempt == MAX_ATTEMPTS or (self._stopping and time.monotonic() + delay >= self._stop_deadline):
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+        self._drop(len(batch))
+
+    def _store_stats(self) -> None:
+        current = (self.written, self.dropped, self.errors)
+        self._stats_at = time.monotonic()
+        if current == self._stats_stored:
+            return
+        connection = connections[self.alias]
+        sqlite = connection.vendor == "sqlite"
+        now = dt.datetime.now(dt.UTC)
+        params = [
+            self._host,
+            self._pid,
+            _adapt(self._process_started_at, sqlite),
+            *current,
+            _adapt(now, sqlite),
+        ]
+        try:
+            with _cursor(connection) as cursor:
+                cursor.execute(_rows.upsert_stats_sql(), params)
+        except (DatabaseError, InterfaceError) as exc:
+            logger.warning("agentops_django: storing the writer's counters failed: %r", exc)
+            _reset_connection(self.alias)
+            return
+        self._stats_stored = current
+
+
+def _adapt(value: dt.datetime, sqlite: bool) -> Any:
+    return str(value.astimezone(dt.UTC).replace(tzinfo=None)) if sqlite else value
+
+
+def _cursor(connection: Any) -> CursorWrapper:
+    """A cursor that never records queries in ``connection.queries`` (even with DEBUG)."""
+    connection.ensure_connection()
+    return CursorWrapper(connection.create_cursor(), connection)
+
+
+def _reset_connection(alias: str) -> None:
+    connection = connections[alias]
+    try:
+        connection.close()
+    except Exception:
+        # A broken connection may fail to close; forget it so the next try reconnects.
+        connection.connection = None
+
+
+def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
+    """Store ``spans`` and update their traces' summaries in one transaction.
+
+    Args:
+        alias: The Django database alias.
+        spans: Finished spans, in any order, possibly already stored.
+
+    Returns:
+        How many spans were newly stored (a span stored before is not counted).
+
+    Raises:
+        DatabaseError: If the database fails; nothing of the batch is kept then.
+    """
+    connection = connections[alias]
+    vendor = connection.vendor
+    if vendor not in ("postgresql", "sqlite"):
+        raise DatabaseError(f"the agentops database writer supports PostgreSQL and SQLite, not {vendor}")
+    sqlite = vendor == "sqlite"
+    postgres = not sqlite
+    rows = _rows.convert(spans, sqlite)
+    by_key = {row.key: row for row in rows}
+    with _cursor(connection) as cursor:
+        if sqlite:
+            # Take the write lock first: a deferred transaction that upgrades
+            # later can fail at once with "database is locked".
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.execute("BEGIN IMMEDIATE")
+        else:
+            cursor.execute("BEGIN")
+        try:
+            inserted: list[_rows.SpanRow] = []
+            for start in range(0, len(rows), _rows.CHUNK):
+                chunk = rows[start : start + _rows.CHUNK]
+                cursor.execute(
+                    _rows.insert_spans_sql(len(chunk), postgres),
+                    _rows.flatten(row.values for row in chunk),
+                )
+                inserted.extend(by_key[(trace_id, span_id)] for trace_id, span_id in cursor.fetchall())
+            summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), sqlite))
+            for start in range(0, len(summaries), _rows.CHUNK):
+                chunk = summaries[start : start + _rows.CHUNK]
+                cursor.execute(_rows.upsert_traces_sql(len(chunk), postgres), _rows.flatten(chunk))
+            cursor.execute("COMMIT")
+        except BaseException:
+            try:
+                cursor.execute("ROLLBACK")
+            except Exception:  # the original error is what matters
+                pass
+            raise
+    return len(inserted)
+
+
+def get_processor() -> DatabaseSpanProcessor:
+    """The process's database writer, made from the ``AGENTOPS`` setting on first use.
+
+    A writer that was shut down (for example by ``agentops`` being reset in
+    tests) is replaced by a new one.
+    """
+    global _processor
+    with _lock:
+        if _processor is None or _processor._stopping:
+            from agentops_django.conf import get_config
+
+            config = get_config()
+            _processor = DatabaseSpanProcessor(
+                config.database_alias,
+                queue_size=config.queue_size,
+                batch_size=config.batch_size,
+                batch_interval=config.batch_interval,
+            )
+        return _processor
+
+
+def _after_fork_in_child() -> None:
+    # The parent's queue is the parent's to write; its thread does not exist here.
+    for processor in list(_processors):
+        processor._init_process_state()
+
+
+def _at_exit() -> None:
+    for processor in list(_processors):
+        with capture_internal_exceptions("database writer exit"):
+            processor.shutdown()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)

@@ -1,0 +1,341 @@
+"""The request middleware: every request is the root span of its own trace.
+
+:class:`AgentOpsMiddleware` is put first in ``MIDDLEWARE`` by the app's
+``ready()``. For each request that is not excluded it starts a SERVER span
+named ``"{method} {route}"`` (``"GET /orders/<int:pk>/"``; the method alone
+when no URL pattern matched), makes it current in an agentops *scope* for the
+duration of the view, and ends it when the response is done: at once for an
+ordinary response, when the stream closes for a streaming one. Inside the
+scope ``agentops.start_trace()`` makes a child of the request and
+``end_trace()`` ends only the request's own traces; whatever the view left
+open is ended as ``Indeterminate`` with the request.
+
+The request's trace ends as ``Error`` for a 5xx response or an unhandled
+exception (which is recorded on the span), as ``Success`` otherwise, 404s
+included. Host names are never validated here (no ``get_host()``), so a bad
+``Host`` header cannot make tracing raise.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import unquote_plus
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.signals import got_request_exception
+from django.http import FileResponse
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from agentops import semconv
+from agentops._guard import capture_internal_exceptions
+from agentops._serialize import REDACTED, is_secret_key
+from agentops._state import state
+from agentops._traces import close_trace, context_with_scope
+from agentops.semconv import TraceState
+from agentops_django.conf import get_config
+
+#: Where the per-request state lives on the request.
+REQUEST_ATTRIBUTE = "_agentops"
+#: Headers never recorded in clear, whatever ``REDACT_KEYS`` says.
+ALWAYS_REDACTED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "set-cookie"})
+
+_ROOT = Context()
+_PROPAGATOR = TraceContextTextMapPropagator()
+_SERVER = trace_api.SpanKind.SERVER
+_UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_REQUEST = semconv.SpanKind.REQUEST
+_SUCCESS = TraceState.SUCCESS.value
+_ERROR = TraceState.ERROR.value
+_INDETERMINATE = TraceState.INDETERMINATE.value
+
+
+class _Traced:
+    """One request's tracing state (``request._agentops``)."""
+
+    __slots__ = ("context", "ended", "exception", "method", "span", "stream_error")
+
+    def __init__(self, span: Any, context: Context, method: str) -> None:
+        self.span = span
+        self.context = context
+        self.method = method
+        self.exception: BaseException | None = None
+        self.stream_error: BaseException | None = None
+        self.ended = False
+
+
+class AgentOpsMiddleware:
+    """Traces each request as the root span of a new trace; sync and async.
+
+    Args:
+        get_response: The rest of the middleware chain.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        traced = token = None
+        with capture_internal_exceptions("middleware start"):
+            traced = _start(request)
+            if traced is not None:
+                token = context_api.attach(traced.context)
+        if traced is None:
+            return self.get_response(request)
+        try:
+            response = self.get_response(request)
+        except BaseException as exc:
+            _fail(traced, exc, token)
+            raise
+        return _respond(traced, request, response, token)
+
+    async def __acall__(self, request: Any) -> Any:
+        traced = token = None
+        with capture_internal_exceptions("middleware start"):
+            traced = _start(request)
+            if traced is not None:
+                token = context_api.attach(traced.context)
+        if traced is None:
+            return await self.get_response(request)
+        try:
+            response = await self.get_response(request)
+        except BaseException as exc:
+            _fail(traced, exc, token)
+            raise
+        return _respond(traced, request, response, token)
+
+    def process_exception(self, request: Any, exception: BaseException) -> None:
+        """Remember the view's exception; it is recorded if the response is a 5xx."""
+        traced = getattr(request, REQUEST_ATTRIBUTE, None)
+        if traced is not None and traced.exception is None:
+            traced.exception = exception
+
+
+def _on_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    """Remember exceptions that never reached ``process_exception`` (raised by other middleware)."""
+    traced = getattr(request, REQUEST_ATTRIBUTE, None)
+    if traced is not None and traced.exception is None:
+        traced.exception = sys.exc_info()[1]
+
+
+got_request_exception.connect(_on_request_exception, dispatch_uid="agentops_django.middleware")
+
+
+def _start(request: Any) -> _Traced | None:
+    """Open the request's span and context, or return ``None`` if it is not traced."""
+    if state.config is None:
+        return None  # agentops is not initialised (or was reset)
+    config = get_config()
+    if not config.enabled:
+        return None
+    excluded = config.excluded
+    if excluded is not None and excluded.match(request.path_info):
+        return None
+    if config.should_trace is not None and not config.should_trace(request):
+        return None
+    meta = request.META
+    method = request.method
+    parent = _ROOT
+    sampled = True
+    if config.trust_traceparent and "HTTP_TRACEPARENT" in meta:
+        carrier = {"traceparent": meta["HTTP_TRACEPARENT"], "tracestate": meta.get("HTTP_TRACESTATE", "")}
+        extracted = _PROPAGATOR.extract(carrier)
+        if trace_api.get_current_span(extracted).get_span_context().is_valid:
+            parent = extracted  # the client's sampling decision is kept
+        else:
+            sampled = _sample(config.sample_rate)
+    elif config.sample_rate < 1.0:
+        sampled = _sample(config.sample_rate)
+    if sampled:
+        attributes = {
+            semconv.AGENTOPS_SPAN_KIND: _REQUEST,
+            semconv.HTTP_REQUEST_METHOD: method,
+            semconv.URL_PATH: request.path,
+            semconv.URL_SCHEME: request.scheme,
+        }
+        query = meta.get("QUERY_STRING")
+        if query:
+            attributes[semconv.URL_QUERY] = _redact_query(query, state.config.redact_keys)
+        address = meta.get("REMOTE_ADDR")
+        if address:
+            attributes[semconv.CLIENT_ADDRESS] = address
+        agent = meta.get("HTTP_USER_AGENT")
+        if agent:
+            attributes[semconv.USER_AGENT_ORIGINAL] = agent
+        if config.record_headers:
+            attributes.update(_headers(meta, state.config.redact_keys))
+        span = state.tracer.start_span(method, context=parent, kind=_SERVER, attributes=attributes)
+    else:
+        # Not sampled: a non-recording span, so that everything started
+        # inside (traces, decorated calls, LLM calls) is dropped as well.
+        bits = random.getrandbits
+        span = NonRecordingSpan(SpanContext(bits(128) or 1, bits(64) or 1, is_remote=False, trace_flags=_UNSAMPLED))
+    traced = _Traced(span, context_with_scope(span, method, _ROOT), method)
+    setattr(request, REQUEST_ATTRIBUTE, traced)
+    return traced
+
+
+def _sample(rate: float) -> bool:
+    return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
+
+
+def _redact_query(query: str, redact_keys: frozenset[str]) -> str:
+    """The query string with the values of secret-looking parameters replaced."""
+    parts = query.split("&")
+    changed = False
+    for i, part in enumerate(parts):
+        name, sep, value = part.partition("=")
+        if sep and value and is_secret_key(unquote_plus(name), redact_keys):
+            parts[i] = f"{name}={REDACTED}"
+            changed = True
+    return "&".join(parts) if changed else query
+
+
+def _headers(meta: Any, redact_keys: frozenset[str]) -> dict[str, str]:
+    """``http.request.header.*`` attributes; credentials and secret-looking headers redacted."""
+    result = {}
+    for key, value in meta.items():
+        if not key.startswith("HTTP_"):
+            continue
+        name = key[5:].lower().replace("_", "-")
+        if name in ALWAYS_REDACTED_HEADERS or is_secret_key(name, redact_keys):
+            value = REDACTED
+        result[f"http.request.header.{name}"] = str(value)
+    return result
+
+
+def _route(request: Any) -> str | None:
+    match = getattr(request, "resolver_match", None)
+    route = getattr(match, "route", None) if match is not None else None
+    if route is None:
+        return None
+    return "/" + str(route).lstrip("^")
+
+
+def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
+    """Name the span and end it now, or when a streaming response closes."""
+    try:
+        with capture_internal_exceptions("middleware response"):
+            status = response.status_code
+            span = traced.span
+            if span.is_recording():
+                route = _route(request)
+                if route is not None:
+                    span.update_name(f"{traced.method} {route}")
+                    span.set_attribute(semconv.HTTP_ROUTE, route)
+                span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
+            if response.streaming:
+                if not isinstance(response, FileResponse):
+                    # FileResponse keeps its file so servers can use sendfile.
+                    if response.is_async:
+                        response.streaming_content = _aiterate(traced, response.streaming_content)
+                    else:
+                        response.streaming_content = _iterate(traced, response.streaming_content)
+                response._resource_closers.append(functools.partial(_end_stream, traced, status))
+            else:
+                _end(traced, status, traced.exception)
+    finally:
+        context_api.detach(token)
+    return response
+
+
+def _fail(traced: _Traced, exc: BaseException, token: Any) -> None:
+    """The rest of the chain raised: end the trace as Error and let the exception go on."""
+    try:
+        with capture_internal_exceptions("middleware exception"):
+            _end(traced, 500, exc)
+    finally:
+        context_api.detach(token)
+
+
+def _end_stream(traced: _Traced, status: int) -> None:
+    with capture_internal_exceptions("middleware stream end"):
+        _end(traced, status, traced.stream_error or traced.exception, error=traced.stream_error is not None)
+
+
+def _end(traced: _Traced, status: int, exc: BaseException | None, error: bool = False) -> None:
+    """End what the view left open, then the request's span (once)."""
+    if traced.ended:
+        return
+    traced.ended = True
+    if state.active_traces:
+        _end_leftovers(traced)
+    span = traced.span
+    if not span.is_recording():
+        span.end()
+        return
+    error = error or status >= 500
+    if error:
+        if exc is not None:
+            span.record_exception(exc)
+        span.set_attributes(
+            {
+                semconv.AGENTOPS_END_STATE: _ERROR,
+                semconv.ERROR_TYPE: type(exc).__qualname__ if exc is not None else str(status),
+            }
+        )
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}" if exc is not None else None))
+    else:
+        span.set_attribute(semconv.AGENTOPS_END_STATE, _SUCCESS)
+        span.set_status(Status(StatusCode.OK))
+    span.end()
+
+
+def _end_leftovers(traced: _Traced) -> None:
+    """End, as Indeterminate, the traces the view started and did not end."""
+    from agentops._traces import current_scope
+
+    scope = current_scope(traced.context)
+    with state.lock:
+        leftovers = [t for t in state.active_traces.values() if t.scope is scope]
+    for trace_context in sorted(leftovers, key=lambda t: t.key, reverse=True):
+        close_trace(trace_context, _INDETERMINATE)
+
+
+def _iterate(traced: _Traced, content: Iterator[Any]) -> Iterator[Any]:
+    """The streaming content, run in the request's context; errors are remembered."""
+    iterator = iter(content)
+    while True:
+        token = context_api.attach(traced.context)
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except BaseException as exc:
+            traced.stream_error = exc
+            raise
+        finally:
+            context_api.detach(token)
+        yield chunk
+
+
+async def _aiterate(traced: _Traced, content: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The async streaming content, run in the request's context; errors are remembered."""
+    iterator = aiter(content)
+    while True:
+        token = context_api.attach(traced.context)
+        try:
+            chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except BaseException as exc:
+            traced.stream_error = exc
+            raise
+        finally:
+            context_api.detach(token)
+        yield chunk

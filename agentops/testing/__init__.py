@@ -1,6 +1,7 @@
 """Helpers for testing code traced with agentops.
 
-:func:`captured_spans` collects the spans finished inside a ``with`` block::
+:func:`captured_spans` collects the spans finished inside a ``with`` block
+(:func:`memory_exporter` gives those of ``init(exporters=["memory"])``)::
 
     with agentops.testing.captured_spans() as spans:
         my_agent.run()
@@ -17,8 +18,9 @@ import threading
 from collections.abc import Iterator
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentops._state import add_span_processor, remove_span_processor
+from agentops._state import add_span_processor, remove_span_processor, state
 
 
 class SpanCollector(SpanProcessor):
@@ -81,4 +83,13 @@ def captured_spans() -> Iterator[CapturedSpans]:
         remove_span_processor(collector)
 
 
-__all__ = ["CapturedSpans", "SpanCollector", "captured_spans"]
+def memory_exporter() -> InMemorySpanExporter | None:
+    """The exporter behind ``init(exporters=["memory"])``, or ``None`` if not configured.
+
+    Its ``get_finished_spans()`` returns every span exported since ``init()``.
+    """
+    exporter: InMemorySpanExporter | None = state.memory_exporter
+    return exporter
+
+
+__all__ = ["CapturedSpans", "SpanCollector", "captured_spans", "memory_exporter"]

@@ -35,6 +35,7 @@ import itertools
 import json
 import logging
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -165,7 +166,8 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 30
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("llm_server: %s", format % args)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("llm_server: %s", format % args)
 
     # --- plumbing -------------------------------------------------------------
     def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
@@ -470,6 +472,14 @@ class _Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.requests: list[RecordedRequest] = []
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client dropping its keep-alive connection is routine, not an error.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            logger.debug("llm_server: connection from %s ended: %r", client_address, error)
+            return
+        logger.exception("llm_server: error while serving %s", client_address)
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:

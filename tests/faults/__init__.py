@@ -1,0 +1,1 @@
+"""The fault suite: outages, kills, load and hostile input against real processes and servers."""

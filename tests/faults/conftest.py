@@ -1,0 +1,152 @@
+"""Fixtures of the fault suite: private servers, processes, extra database aliases, a fault log.
+
+Everything a fixture starts is stopped at its teardown, also when the test
+fails. ``fault_log`` appends one JSON line per observation to the file named
+by ``AGENTOPS_FAULTS_LOG`` (if set) and prints it, so a run leaves the figures
+(spans created, written, dropped, seconds to recover) behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+
+from tests.conftest import IN_CI
+from tests.faults import harness
+
+
+def _need(path: str, what: str) -> None:
+    if shutil.which(path) or Path(path).exists():
+        return
+    if IN_CI:
+        pytest.fail(f"{what} ({path}) is missing (CI=true: a missing server is a failure)")
+    pytest.skip(f"{what} ({path}) is missing")
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    with harness.workdir() as path:
+        yield path
+
+
+@pytest.fixture
+def procs(workdir: Path) -> Iterator[Callable[..., harness.Proc]]:
+    """Start processes with ``procs(kind, ...)``; all of them are ended at teardown.
+
+    ``kind`` is ``"web"`` (returns ``(proc, port)``), ``"worker"`` or ``"raw"``
+    (``argv, env, name``).
+    """
+    started: list[harness.Proc] = []
+
+    def start(kind: str, *args: Any, **kwargs: Any) -> Any:
+        if kind == "web":
+            proc, port = harness.start_gunicorn(*args, workdir, **kwargs)
+            started.append(proc)
+            return proc, port
+        if kind == "worker":
+            proc = harness.start_worker(*args, workdir, **kwargs)
+        else:
+            proc = harness.Proc(*args, workdir=workdir, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    failed = []
+    for proc in reversed(started):
+        proc.stop()
+        failed.append(f"--- {proc.name} (pid {proc.pid}) ---\n{proc.output(3000)}")
+    if os.environ.get("AGENTOPS_FAULTS_VERBOSE"):
+        print("\n".join(failed))
+
+
+@pytest.fixture(scope="module")
+def private_pg() -> Iterator[harness.PrivatePostgres]:
+    """A private PostgreSQL cluster on a free loopback port, running (module-wide)."""
+    _need(str(harness.PG_BIN / "initdb"), "PostgreSQL's initdb")
+    server = harness.PrivatePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def pg_up(private_pg: harness.PrivatePostgres) -> harness.PrivatePostgres:
+    """The private cluster, started again if a previous test left it down."""
+    if not harness.port_open(private_pg.port):
+        private_pg.start()
+    return private_pg
+
+
+@pytest.fixture
+def private_redis(workdir: Path) -> Iterator[harness.PrivateRedis]:
+    _need("redis-server", "redis-server")
+    server = harness.PrivateRedis(workdir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def db_alias(django_db_blocker: Any) -> Iterator[Callable[[dict[str, Any]], str]]:
+    """``db_alias(settings)`` adds a database alias to this process, migrated; removed at teardown.
+
+    The writer under test runs in this process on that alias (its own thread,
+    its own connection), so the test sees its counters directly.
+    """
+    added: list[str] = []
+    django_db_blocker.unblock()
+
+    def add(settings: dict[str, Any]) -> str:
+        alias = f"faults_{uuid.uuid4().hex[:8]}"
+        configured = connections.configure_settings({"default": dict(connections.settings["default"]), alias: settings})
+        connections.settings[alias] = configured[alias]
+        added.append(alias)
+        call_command("migrate", database=alias, verbosity=0, interactive=False)
+        connections[alias].close()
+        return alias
+
+    try:
+        yield add
+    finally:
+        for alias in added:
+            try:
+                connections[alias].close()
+            except Exception:
+                pass
+            connections.settings.pop(alias, None)
+        django_db_blocker.restore()
+
+
+@pytest.fixture
+def fault_log(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``fault_log(fault=..., outcome=..., **figures)``: record one observation for the report."""
+
+    def log(**entry: Any) -> None:
+        entry = {"test": request.node.name, "at": time.strftime("%H:%M:%S"), **entry}
+        line = json.dumps(entry, default=str)
+        print(f"FAULT-LOG {line}")
+        target = os.environ.get("AGENTOPS_FAULTS_LOG")
+        if target:
+            with open(target, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+
+    return log

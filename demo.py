@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Run the demo: ``python3 demo.py`` (``--once`` to run the scenario, check it and exit).
 
-Sets up ``.venv`` first (see scripts/bootstrap.py).
+Sets up ``.venv`` first (see scripts/bootstrap.py); the demo itself lives in
+``demo_project/runner.py``.
 """
 
 from __future__ import annotations
@@ -16,21 +17,9 @@ from bootstrap import reexec_in_venv  # noqa: E402
 
 reexec_in_venv(Path(__file__))
 
-import agentops  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
-
-def main() -> int:
-    agentops.init(exporters=["console"], auto_start_session=False)
-    with agentops.start_trace("demo", tags=["placeholder"]):
-
-        @agentops.tool
-        def add(a: int, b: int) -> int:
-            return a + b
-
-        print("2 + 3 =", add(2, 3))
-    agentops.flush()
-    return 0
-
+from demo_project.runner import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,302 @@
+"""The one-command demo: ``python3 demo.py`` (serve until Ctrl-C) or ``python3 demo.py --once`` (check and exit).
+
+Steps: migrate the database and make the demo admin user; start the stand-in
+LLM server (unless ``OPENAI_BASE_URL`` already points somewhere), a Celery
+worker (prefork, two children, embedded beat) and the web server on a free
+port of 127.0.0.1; ask the site a few questions and stream an answer over
+real HTTP; wait until their traces have arrived whole in the database; print
+them as a table. Every process started here is stopped again on the way out,
+on success, failure, Ctrl-C or SIGTERM alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from demo_project.processes import Child, ChildExited, free_port, stop_all, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "agentops-demo"
+#: Seconds the digest waits between runs under ``--once`` (``DEMO_DIGEST_INTERVAL`` overrides).
+ONCE_DIGEST_INTERVAL = "10"
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+class _Progress:
+    """Shows the waiting on one line in a terminal, or a line per change elsewhere."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.last = ""
+        self.started = time.monotonic()
+
+    def __call__(self, reports: list[Any]) -> None:
+        from demo_project.verify import progress_line
+
+        line = progress_line(reports)
+        if line == self.last:
+            return
+        self.last = line
+        line = f"[{time.monotonic() - self.started:4.1f} s] {line}"
+        if self.tty:
+            width = shutil.get_terminal_size((120, 20)).columns - 1
+            sys.stdout.write("\r\x1b[2K  " + line[: width - 2])
+            sys.stdout.flush()
+        else:
+            _say("  " + line)
+
+    def done(self) -> None:
+        if self.tty and self.last:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="demo.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="run the scenario, check every trace arrived whole, exit")
+    parser.add_argument("--port", type=int, default=0, help="web server port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the traces (default 90)")
+    return parser.parse_args(argv)
+
+
+def _prepare_environment(once: bool) -> bool:
+    """Environment for this process and the children; return whether to start the stand-in LLM server."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_project.settings")
+    os.environ["PYTHONUNBUFFERED"] = "1"
+    if once:
+        os.environ.setdefault("DEMO_DIGEST_INTERVAL", ONCE_DIGEST_INTERVAL)
+    # A real endpoint the user configured wins; otherwise the stand-in server is used.
+    return not os.environ.get("OPENAI_BASE_URL")
+
+
+def _setup_database() -> None:
+    import django
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+    user, _ = get_user_model().objects.get_or_create(
+        username=ADMIN_USER, defaults={"is_staff": True, "is_superuser": True, "email": "admin@example.com"}
+    )
+    if not (user.is_staff and user.is_superuser and user.check_password(ADMIN_PASSWORD)):
+        user.is_staff = user.is_superuser = True
+        user.set_password(ADMIN_PASSWORD)
+        user.save()
+
+
+def _clear_embedded_broker() -> None:
+    """Drop messages a previous, interrupted run left in the embedded broker's folder."""
+    from django.conf import settings
+
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        return
+    for key in ("data_folder_in", "control_folder"):
+        folder = Path(options.get(key, ""))
+        if folder.is_dir() and folder.is_relative_to(settings.DATA_DIR):
+            for entry in folder.iterdir():
+                if entry.is_file():
+                    entry.unlink(missing_ok=True)
+
+
+def _describe_backends() -> str:
+    from django.conf import settings
+    from django.db import connection
+
+    broker = settings.CELERY_BROKER_URL.split("://", 1)[0]
+    backend = settings.CELERY_RESULT_BACKEND.split("://", 1)[0]
+    return f"database {connection.vendor}, broker {broker}, result backend {backend}"
+
+
+def _start_children(log_dir: Path, port: int, stand_in: bool) -> list[Child]:
+    python = sys.executable
+    env = dict(os.environ)
+    children: list[Child] = []
+    if stand_in:
+        llm_port = free_port()
+        llm = Child(
+            "llm",
+            [python, "-m", "agentops.testing.llm_server", "--port", str(llm_port)],
+            env,
+            ROOT,
+            log_dir / "llm.log",
+        )
+        children.append(llm)
+        wait_for_port(llm_port, llm, timeout=30)
+        os.environ["OPENAI_BASE_URL"] = env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{llm_port}/v1"
+        os.environ["OPENAI_API_KEY"] = env["OPENAI_API_KEY"] = "sk-demo-stand-in"
+        _say(f"  stand-in LLM server   http://127.0.0.1:{llm_port}/v1")
+    else:
+        _say(f"  LLM endpoint          {os.environ['OPENAI_BASE_URL']} (from OPENAI_BASE_URL)")
+    worker_argv = [
+        python,
+        "-m",
+        "celery",
+        "-A",
+        "demo_project",
+        "worker",
+        "-B",
+        "-P",
+        "prefork",
+        "-c",
+        "2",
+        "-l",
+        "info",
+        "-n",
+        f"demo-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    children.append(Child("worker", worker_argv, env, ROOT, log_dir / "worker.log"))
+    _say("  Celery worker         prefork, 2 processes, embedded beat")
+    web = Child(
+        "web",
+        [python, str(ROOT / "manage.py"), "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"],
+        env,
+        ROOT,
+        log_dir / "web.log",
+    )
+    children.append(web)
+    wait_for_port(port, web, timeout=60)
+    _say(f"  web server            http://127.0.0.1:{port}/")
+    return children
+
+
+def _check_alive(children: Sequence[Child]) -> None:
+    for child in children:
+        child.check()
+
+
+def _run(args: argparse.Namespace, children: list[Child]) -> int:
+    stand_in = _prepare_environment(args.once)
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    _say("==> preparing the database")
+    _setup_database()
+    _clear_embedded_broker()
+    from django.conf import settings
+
+    log_dir = settings.DATA_DIR / "logs"
+    _say(f"  {_describe_backends()}")
+    _say(f"  admin user            {ADMIN_USER} / {ADMIN_PASSWORD}")
+
+    _say(f"==> starting the processes (logs in {log_dir})")
+    port = args.port or free_port()
+    children.extend(_start_children(log_dir, port, stand_in))
+    base = f"http://127.0.0.1:{port}"
+
+    from agentops.semconv import SpanKind
+    from demo_project import scenario, verify
+
+    _say("==> using the site like a visitor would")
+    expected = scenario.run(base, progress=_say)
+    if args.once:
+        # Beat publishes with no caller, so the digest task's span is its trace's root.
+        expected.append(scenario.Expected("digest", "", SpanKind.CELERY_TASK, {"research.write_digest": 1}, 1))
+
+    _say("==> waiting for the traces to arrive")
+    progress = _Progress()
+
+    def watch(reports: list[Any]) -> None:
+        _check_alive(children)
+        for item in expected:
+            if item.label == "digest" and not item.trace_id:
+                item.trace_id = verify.find_task_trace("research.write_digest", started)
+        progress(reports)
+
+    reports = verify.wait_for(expected, timeout=args.timeout, progress=watch)
+    progress.done()
+    _say()
+    _say(verify.table(reports))
+    _say()
+    whole = all(report.whole for report in reports)
+    admin = f"{base}/admin/agentops_django/trace/"
+    if args.once:
+        if whole:
+            _say(f"All {len(reports)} traces arrived whole: one root each, every parent present.")
+            return 0
+        _say(f"Some traces did not arrive whole (see the check column). Logs: {log_dir}")
+        for child in children:
+            _say(f"--- {child.name} log (last lines) ---\n{child.tail(15)}")
+        return 1
+    _say(f"Open {admin} and log in as {ADMIN_USER} / {ADMIN_PASSWORD}.")
+    _say(f"Ask your own questions at {base}/ . New traces are listed below as they settle. Ctrl-C stops everything.")
+    _follow(children, seen={r.expected.trace_id for r in reports}, since=started)
+    return 0
+
+
+def _follow(children: Sequence[Child], seen: set[str], since: datetime) -> None:
+    """Until Ctrl-C: print each new trace once it has been quiet for a few seconds."""
+    from agentops_django.models import Trace
+
+    while True:
+        _check_alive(children)
+        quiet = datetime.now(UTC) - timedelta(seconds=3)
+        rows = Trace.objects.filter(started_at__gte=since, updated_at__lt=quiet).exclude(trace_id__in=seen)
+        for trace in rows.order_by("started_at"):
+            seen.add(trace.trace_id)
+            duration = "-" if trace.duration_ms is None else f"{trace.duration_ms:.0f} ms"
+            _say(
+                f"  {trace.name:<40} {trace.span_count:>4} spans {trace.total_tokens:>6} tokens "
+                f"{duration:>9}  {trace.status}"
+            )
+        time.sleep(2)
+
+
+def _raise_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; return the process exit code.
+
+    Args:
+        argv: Command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success; 1 when ``--once`` found a trace incomplete or a step failed.
+    """
+    args = _parse(argv)
+    children: list[Child] = []
+    signal.signal(signal.SIGTERM, _raise_exit)
+    with contextlib.suppress(ValueError, AttributeError):
+        signal.signal(signal.SIGHUP, _raise_exit)
+    code = 1
+    try:
+        code = _run(args, children)
+    except KeyboardInterrupt:
+        _say()
+        code = 0 if not args.once else 130
+    except ChildExited as error:
+        _say(f"\nerror: {error}")
+    except Exception as error:  # the demo must explain itself and still clean up
+        _say(f"\nerror: {type(error).__name__}: {error}")
+        if os.environ.get("DEMO_DEBUG"):
+            raise
+    finally:
+        # Nothing may interrupt the clean-up: it has its own deadlines.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if children:
+            _say(f"==> stopping {', '.join(child.name for child in reversed(children))}")
+            forced = stop_all(list(reversed(children)))
+            if forced:
+                _say(f"  did not stop in time, so signalled their whole process group: {', '.join(forced)}")
+            left = [child.name for child in children if child.group_alive()]
+            _say(f"  still running: {', '.join(left)}" if left else "  all stopped")
+        signal.signal(signal.SIGINT, previous)
+    return code

@@ -1,0 +1,1 @@
+"""The benchmark suite: ``python3 benchmarks/run.py`` (see docs/benchmarks.md)."""

@@ -1,0 +1,203 @@
+"""A long-lived process of one variant that runs measurements on command.
+
+``run.py`` starts one driver per variant and sends each a JSON command per
+line on stdin, in turn (A B C D A B C D ...), so that machine drift falls on
+every variant alike; each answer is one JSON line on stdout.
+
+Commands (``op``):
+  ``wsgi``: call the WSGI handler in-process ``n`` times on ``path``; the median µs.
+  ``publish``: publish ``mark(start)``, ``n`` no-ops and ``mark(end)``; µs per ``delay()``.
+  ``rss``: this process's current and peak resident memory.
+  ``profile``: cProfile ``n`` calls on ``path``; the top functions.
+  ``flush``: flush agentops' processors (the database writer), if any.
+  ``quit``.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.procs import read_status_kib
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.project.settings")
+
+
+class Driver:
+    def __init__(self) -> None:
+        from benchmarks.project.wsgi import application
+
+        self.app = application
+        self.base = {
+            "REQUEST_METHOD": "GET",
+            "SCRIPT_NAME": "",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "HTTP_USER_AGENT": "agentops-bench",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        self.status = ""
+
+    def _start_response(self, status: str, headers: list[Any], exc_info: Any = None) -> None:
+        self.status = status
+
+    def call(self, path: str, query: str = "") -> None:
+        environ = dict(self.base)
+        environ["PATH_INFO"] = path
+        environ["QUERY_STRING"] = query
+        environ["wsgi.input"] = io.BytesIO(b"")
+        response = self.app(environ, self._start_response)
+        try:
+            for _ in response:
+                pass
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+        if not self.status.startswith("200"):
+            raise RuntimeError(f"{path} answered {self.status}")
+
+    def wsgi(self, path: str, n: int, query: str = "", flush: bool = True, **_: Any) -> dict[str, Any]:
+        timings = []
+        clock = time.perf_counter_ns
+        gc.collect()
+        for _ in range(n):
+            t0 = clock()
+            self.call(path, query)
+            timings.append(clock() - t0)
+        if flush:
+            self.flush()
+        return {"median_us": statistics.median(timings) / 1000, "n": n}
+
+    def publish(self, n: int, queue: str, run_id: str, flush: bool = True, **_: Any) -> dict[str, Any]:
+        from benchmarks.project.celery_app import mark, noop
+
+        mark.apply_async((f"{run_id}:start",), queue=queue)
+        timings = []
+        clock = time.perf_counter_ns
+        for _ in range(n):
+            t0 = clock()
+            noop.apply_async(queue=queue)
+            timings.append(clock() - t0)
+        mark.apply_async((f"{run_id}:end",), queue=queue)
+        if flush:
+            self.flush()
+        return {"median_us": statistics.median(timings) / 1000, "n": n}
+
+    def rss(self, **_: Any) -> dict[str, Any]:
+        return {"rss_kib": read_status_kib("VmRSS"), "hwm_kib": read_status_kib("VmHWM")}
+
+    def profile(self, path: str, n: int, top: int = 25, **_: Any) -> dict[str, Any]:
+        import cProfile
+
+        for _ in range(min(n, 200)):
+            self.call(path)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(n):
+            self.call(path)
+        profiler.disable()
+        return {"text": format_profile(profiler, n, top)}
+
+    def counters(self, **_: Any) -> dict[str, Any]:
+        if os.environ.get("BENCH_VARIANT") != "agentops":
+            return {}
+        import agentops
+
+        return dict(agentops.counters())
+
+    def flush(self, **_: Any) -> dict[str, Any]:
+        if os.environ.get("BENCH_VARIANT") == "agentops":
+            import agentops
+
+            return {"flushed": bool(agentops.flush(30_000))}
+        return {"flushed": True}
+
+
+def format_profile(profile: Any, calls: int, top: int) -> str:
+    """The top functions of a profile by own time, as text, in µs per measured unit.
+
+    Args:
+        profile: A ``cProfile.Profile`` or the path of a stats file.
+        calls: How many units (requests, tasks) the profile covers.
+        top: How many functions to list.
+    """
+    import pstats
+
+    stats = pstats.Stats(str(profile) if isinstance(profile, Path) else profile)
+    total = stats.total_tt
+    rows = []
+    for (filename, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
+        rows.append((tt, ct, nc, _short(filename), line, func))
+    rows.sort(reverse=True)
+
+    def show(row: tuple[Any, ...]) -> str:
+        tt, ct, nc, filename, line, func = row
+        return (
+            f"{tt / calls * 1e6:8.2f} µs own {ct / calls * 1e6:8.2f} µs cum {nc / calls:6.2f} calls  "
+            f"{filename}:{line}({func})"
+        )
+
+    out = [f"total {total / calls * 1e6:.1f} µs per unit (profiler on, so inflated); own time / cumulative per unit:"]
+    out.extend(show(row) for row in rows[:top])
+    ours = [row for row in rows if row[3].startswith(("agentops", "opentelemetry"))]
+    if ours:
+        out.append("")
+        out.append("agentops and OpenTelemetry functions, by cumulative time per unit:")
+        ours.sort(key=lambda row: row[1], reverse=True)
+        out.extend(show(row) for row in ours[:top])
+    return "\n".join(out)
+
+
+def _short(filename: str) -> str:
+    """A file name relative to the checkout, site-packages or the standard library."""
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    if filename.startswith(root):
+        return filename[len(root) :]
+    for marker in ("site-packages/", "/lib/python3."):
+        if marker in filename:
+            tail = filename.partition(marker)[2]
+            return tail if marker == "site-packages/" else tail.partition("/")[2]
+    return filename
+
+
+def main() -> None:
+    out = sys.stdout
+    # Keep stdout for answers only.
+    sys.stdout = sys.stderr
+    driver = Driver()
+    out.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        command = json.loads(line)
+        op = command.pop("op")
+        if op == "quit":
+            break
+        try:
+            answer = getattr(driver, op)(**command)
+        except Exception as exc:  # report, keep serving
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
+    if os.environ.get("BENCH_NO_FINAL_FLUSH") != "1":
+        driver.flush()
+
+
+if __name__ == "__main__":
+    main()

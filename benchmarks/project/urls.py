@@ -1,0 +1,13 @@
+"""The three measured views."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from benchmarks.project import views
+
+urlpatterns = [
+    path("ping", views.ping),
+    path("db", views.db),
+    path("enqueue", views.enqueue),
+]

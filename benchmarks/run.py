@@ -1,0 +1,603 @@
+#!/usr/bin/env python3
+"""The benchmark suite: agentops-django against no tracing, OpenTelemetry and Sentry.
+
+    python3 benchmarks/run.py           # quick mode: short runs, noisy but fast
+    python3 benchmarks/run.py --full    # the complete figures (about a quarter hour)
+
+It sets itself up (``.venv``, the benchmark-only packages, the ``agentops_bench``
+PostgreSQL database), runs every variant in processes of its own, interleaved
+A B C D A B C D ... so machine drift falls on each alike, stops every process it
+started, and rewrites ``docs/benchmarks.md`` and ``docs/images/benchmarks.png``.
+
+Sections: in-process WSGI requests; a real server (gunicorn, one sync worker)
+under wrk; Celery workers (prefork and solo) on Redis; the SDK alone; the
+database writer (``benchmarks/writer.py``) and the admin
+(``benchmarks/admin.py``) when present; memory, with agentops' database up and
+down; and profiles of agentops' hot paths. A section whose server or tool is
+missing is skipped with the reason in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT))
+
+from bootstrap import reexec_in_venv  # noqa: E402
+
+reexec_in_venv(Path(__file__))
+
+#: Benchmark-only packages (the ``bench`` extra), installed into .venv when missing.
+BENCH_PACKAGES = {
+    "opentelemetry.instrumentation.django": "opentelemetry-instrumentation-django==0.66b2",
+    "opentelemetry.instrumentation.celery": "opentelemetry-instrumentation-celery==0.66b2",
+    "sentry_sdk": "sentry-sdk==2.75.0",
+    "matplotlib": "matplotlib==3.11.2",
+}
+VARIANTS = ("none", "otel", "sentry", "agentops")
+PATHS = ("/ping", "/db", "/enqueue")
+PG_NAME = "agentops_bench"
+REDIS_DB = 11
+
+#: Sizes per mode. ``smoke`` is the smallest configuration, for the smoke test.
+MODES: dict[str, dict[str, Any]] = {
+    "smoke": dict(
+        dbs=("sqlite",),
+        rounds=1,
+        wsgi_n=30,
+        wrk_rounds=1,
+        wrk_seconds=1,
+        celery_rounds=1,
+        celery_tasks=40,
+        pools=("solo",),
+        sdk_rounds=1,
+        sdk_n=200,
+        mem_requests=300,
+        mem_tasks=40,
+        profile_n=50,
+        writer_args=["--quick"],
+        admin_args=["--traces", "100"],
+    ),
+    "quick": dict(
+        dbs=("sqlite", "postgres"),
+        rounds=3,
+        wsgi_n=300,
+        wrk_rounds=1,
+        wrk_seconds=2,
+        celery_rounds=1,
+        celery_tasks=500,
+        pools=("prefork", "solo"),
+        sdk_rounds=3,
+        sdk_n=2_000,
+        mem_requests=10_000,
+        mem_tasks=2_000,
+        profile_n=1_000,
+        writer_args=["--quick"],
+        admin_args=["--traces", "10000"],
+    ),
+    "full": dict(
+        dbs=("sqlite", "postgres"),
+        rounds=5,
+        wsgi_n=1_000,
+        wrk_rounds=2,
+        wrk_seconds=5,
+        celery_rounds=2,
+        celery_tasks=2_000,
+        pools=("prefork", "solo"),
+        sdk_rounds=5,
+        sdk_n=10_000,
+        mem_requests=100_000,
+        mem_tasks=20_000,
+        profile_n=3_000,
+        writer_args=[],
+        admin_args=[],
+    ),
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def ensure_bench_packages() -> None:
+    missing = [spec for module, spec in BENCH_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        log(f"installing the benchmark packages into .venv: {' '.join(missing)}")
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, *missing], check=True)
+
+
+def ensure_wrk() -> str | None:
+    found = shutil.which("wrk")
+    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    log("installing wrk (apt-get install -y wrk)")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    if subprocess.run(["apt-get", "install", "-y", "wrk"], **quiet).returncode != 0:
+        subprocess.run(["apt-get", "update"], **quiet)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], **quiet)
+    return shutil.which("wrk")
+
+
+ensure_bench_packages()
+
+from benchmarks import procs as p  # noqa: E402
+from benchmarks import report  # noqa: E402
+
+
+def median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+class Suite:
+    """One run of the suite: its settings, its processes and its results."""
+
+    def __init__(self, mode: str, work: Path, only: set[str] | None) -> None:
+        self.mode = mode
+        self.size = MODES[mode]
+        self.work = work
+        self.only = only
+        self.procs = p.Processes(work)
+        self.run_id = uuid.uuid4().hex[:8]
+        self.queue = f"agentops-bench-{self.run_id}"
+        self.web_queue = f"{self.queue}-web"
+        self.redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+        self.sqlite_path = str(work / "bench.sqlite3")
+        self.have_pg = p.server_up(5432)
+        self.have_redis = p.server_up(6379)
+        self.wrk = ensure_wrk()
+        self.results: dict[str, Any] = {
+            "meta": {
+                "mode": mode,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "load_before": os.getloadavg(),
+                "versions": versions(),
+            },
+            "errors": {},
+            "skipped": {},
+        }
+
+    # -- set-up -----------------------------------------------------------------
+
+    def env(self, variant: str, db: str = "sqlite", **extra: str) -> dict[str, str]:
+        return self.procs.env(
+            BENCH_VARIANT=variant,
+            BENCH_DB=db,
+            BENCH_SQLITE_PATH=self.sqlite_path,
+            BENCH_PG_NAME=PG_NAME,
+            BENCH_REDIS_URL=self.redis_url,
+            BENCH_QUEUE=self.web_queue,
+            **extra,
+        )
+
+    def dbs(self) -> list[str]:
+        dbs = [db for db in self.size["dbs"] if db != "postgres" or self.have_pg]
+        if "postgres" in self.size["dbs"] and not self.have_pg:
+            self.results["skipped"]["postgres"] = "PostgreSQL is not running on 127.0.0.1:5432"
+        return dbs
+
+    def prepare_databases(self) -> None:
+        if self.have_pg:
+            import psycopg
+
+            with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
+                conn.execute(f"CREATE DATABASE {PG_NAME}")
+        for db in self.dbs():
+            log(f"migrating the {db} database")
+            subprocess.run(
+                [sys.executable, "-m", "django", "migrate", "-v0", "--settings", "benchmarks.project.settings"],
+                cwd=ROOT,
+                env=self.env("agentops", db),
+                check=True,
+                timeout=300,
+            )
+
+    def redis(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.redis_url)
+
+    def purge_queues(self) -> None:
+        if not self.have_redis:
+            return
+        client = self.redis()
+        try:
+            for key in client.scan_iter(match=f"{self.queue}*", count=1000):
+                client.delete(key)
+        finally:
+            client.close()
+
+    def wanted(self, section: str) -> bool:
+        return self.only is None or section in self.only
+
+    def section(self, name: str, func: Any) -> None:
+        if not self.wanted(name):
+            return
+        log(f"== {name}")
+        started = time.monotonic()
+        try:
+            func()
+        except Exception as exc:
+            self.results["errors"][name] = f"{type(exc).__name__}: {exc}"
+            log(f"{name} failed: {exc!r}")
+            traceback.print_exc()
+        finally:
+            self.purge_queues()
+            log(f"   {name} took {time.monotonic() - started:.0f}s")
+
+    # -- 1a. in-process WSGI ----------------------------------------------------
+
+    def inproc(self) -> None:
+        out = self.results.setdefault("inproc", {})
+        paths = [path for path in PATHS if path != "/enqueue" or self.have_redis]
+        for db in self.dbs():
+            envs = {v: self.env(v, db) for v in VARIANTS}
+            with p.drivers(self.procs, envs) as drivers:
+                for driver in drivers.values():
+                    for path in paths:
+                        driver.ask("wsgi", path=path, n=max(self.size["wsgi_n"] // 3, 10))
+                table = out.setdefault(db, {path: {v: [] for v in VARIANTS} for path in paths})
+                for _ in range(self.size["rounds"]):
+                    for path in paths:
+                        for variant, driver in drivers.items():
+                            answer = driver.ask("wsgi", path=path, n=self.size["wsgi_n"])
+                            table[path][variant].append(answer["median_us"])
+            self.purge_queues()
+            log(f"   {db}: " + summarise_latency(out[db]))
+
+    # -- 1b. gunicorn under wrk -------------------------------------------------
+
+    def server(self) -> None:
+        if not self.wrk:
+            self.results["skipped"]["server"] = "wrk is not installed"
+            return
+        out = self.results.setdefault("server", {})
+        paths = [path for path in PATHS if path != "/enqueue" or self.have_redis]
+        for db in self.dbs():
+            servers: dict[str, tuple[Any, int]] = {}
+            try:
+                for variant in VARIANTS:
+                    port = p.free_port()
+                    proc = self.procs.start(
+                        f"gunicorn-{variant}-{db}",
+                        [
+                            sys.executable, "-m", "gunicorn", "benchmarks.project.wsgi:application",
+                            "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}",
+                            "--timeout", "120", "--graceful-timeout", "20", "--log-level", "warning",
+                        ],
+                        self.env(variant, db),
+                    )  # fmt: skip
+                    servers[variant] = (proc, port)
+                for proc, port in servers.values():
+                    p.wait_http(f"http://127.0.0.1:{port}/ping", proc=proc)
+                    for path in paths:
+                        self.run_wrk(port, path, 1)
+                table = out.setdefault(db, {path: {v: [] for v in VARIANTS} for path in paths})
+                for _ in range(self.size["wrk_rounds"]):
+                    for path in paths:
+                        for variant, (proc, port) in servers.items():
+                            if proc.poll() is not None:
+                                raise RuntimeError(f"gunicorn of {variant} exited with code {proc.returncode}")
+                            table[path][variant].append(self.run_wrk(port, path, self.size["wrk_seconds"]))
+                        self.purge_queues()
+            finally:
+                for proc, _port in servers.values():
+                    self.procs.stop(proc, timeout=30)
+            log(f"   {db}: " + summarise_rps(out[db]))
+
+    def run_wrk(self, port: int, path: str, seconds: int) -> float:
+        result = subprocess.run(
+            [self.wrk, "-t1", "-c8", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+        match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
+        if result.returncode != 0 or not match:
+            raise RuntimeError(f"wrk failed on {path}: {result.stdout} {result.stderr}")
+        bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", result.stdout)
+        if bad:
+            raise RuntimeError(f"{path}: {bad.group(1)} error responses under wrk")
+        return float(match.group(1))
+
+    # -- 2. Celery ----------------------------------------------------------------
+
+    def celery(self) -> None:
+        if not self.have_redis:
+            self.results["skipped"]["celery"] = "Redis is not running on 127.0.0.1:6379"
+            return
+        out = self.results.setdefault("celery", {})
+        db = "postgres" if self.have_pg else "sqlite"
+        self.results["meta"]["celery_db"] = db
+        n = self.size["celery_tasks"]
+        envs = {v: self.env(v, db) for v in VARIANTS}
+        with p.drivers(self.procs, envs) as drivers:
+            for pool in self.size["pools"]:
+                table = out.setdefault(pool, {v: {"tasks_per_s": [], "publish_us": []} for v in VARIANTS})
+                for _ in range(self.size["celery_rounds"]):
+                    for variant, driver in drivers.items():
+                        tps, publish_us = self.celery_run(driver, envs[variant], variant, pool, n)
+                        table[variant]["tasks_per_s"].append(tps)
+                        table[variant]["publish_us"].append(publish_us)
+                log(f"   {pool}: " + summarise_celery(table))
+
+    def celery_run(
+        self, driver: p.Driver, env: dict[str, str], variant: str, pool: str, n: int, concurrency: int = 2,
+        *, on_end: Any = None,
+    ) -> tuple[float, float]:  # fmt: skip
+        """Publish ``n`` no-ops between two marks, run a worker over them; tasks/s and µs per publish."""
+        run_id = f"bench:{self.run_id}:{uuid.uuid4().hex[:8]}"
+        queue = f"{self.queue}-{uuid.uuid4().hex[:6]}"
+        answer = driver.ask("publish", n=n, queue=queue, run_id=run_id, flush="BENCH_AGENTOPS_DB_DOWN_PORT" not in env)
+        args = [
+            sys.executable, "-m", "celery", "-A", "benchmarks.project.celery_app", "worker",
+            "-P", pool, "-Q", queue, "-n", f"bench-{variant}-{uuid.uuid4().hex[:6]}@127.0.0.1",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING",
+        ]  # fmt: skip
+        if pool == "prefork":
+            args += ["-c", str(concurrency)]
+        worker = self.procs.start(f"worker-{variant}-{pool}", args, env)
+        client = self.redis()
+        try:
+            deadline = time.monotonic() + 120 + n / 50
+            end = None
+            while time.monotonic() < deadline:
+                end = client.get(f"{run_id}:end")
+                if end is not None or worker.poll() is not None:
+                    break
+                time.sleep(0.05)
+            if end is None:
+                raise RuntimeError(f"{variant} {pool} worker did not finish {n} tasks (exit code {worker.poll()})")
+            start = float(client.get(f"{run_id}:start"))
+            if on_end is not None:
+                on_end(worker)
+            client.delete(f"{run_id}:start", f"{run_id}:end")
+            client.delete(queue)
+            return n / (float(end) - start), answer["median_us"]
+        finally:
+            client.close()
+            self.procs.stop(worker, timeout=60)
+
+    # -- 3. the SDK alone ---------------------------------------------------------
+
+    def sdk(self) -> None:
+        out = self.results.setdefault("sdk", {"floor": {}, "agentops": {}})
+        llm_url = None
+        server = None
+        if importlib.util.find_spec("agentops.testing.llm_server") is not None:
+            port = p.free_port()
+            # TCP_NODELAY on the stand-in's sockets: without it every call waits ~40 ms for a delayed ACK.
+            code = (
+                "import sys; import agentops.testing.llm_server as m; "
+                "m._Handler.disable_nagle_algorithm = True; m.main(sys.argv[1:])"
+            )
+            server = self.procs.start("llm-server", [sys.executable, "-c", code, "--port", str(port)], self.procs.env())
+            llm_url = f"http://127.0.0.1:{port}/v1"
+        else:
+            self.results["skipped"]["sdk_llm"] = "agentops.testing.llm_server is not there yet"
+        try:
+            if server is not None:
+                deadline = time.monotonic() + 30
+                while not p.server_up(port) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            for _ in range(self.size["sdk_rounds"]):
+                for mode in ("floor", "agentops"):
+                    args = [sys.executable, "benchmarks/sdk_bench.py", "--mode", mode, "--n", str(self.size["sdk_n"])]
+                    if llm_url:
+                        args += ["--llm-url", llm_url]
+                    result = subprocess.run(
+                        args, cwd=ROOT, env=self.procs.env(), capture_output=True, text=True, timeout=600
+                    )
+                    if result.returncode != 0:
+                        raise RuntimeError(f"sdk_bench {mode} failed: {result.stderr[-2000:]}")
+                    for key, value in json.loads(result.stdout.strip().splitlines()[-1]).items():
+                        out[mode].setdefault(key, []).append(value)
+        finally:
+            if server is not None:
+                self.procs.stop(server)
+        log("   " + ", ".join(f"{m}.{k}={median(v):.1f}µs" for m in out for k, v in out[m].items()))
+
+    # -- 4./5. the writer's and the admin's own scripts ---------------------------
+
+    def external(self, name: str, extra: list[str]) -> None:
+        script = ROOT / "benchmarks" / f"{name}.py"
+        entry: dict[str, Any] = self.results.setdefault(name, {})
+        if not script.exists():
+            entry["missing"] = f"benchmarks/{name}.py is not there yet; the suite runs it when it exists"
+            return
+        helptext = subprocess.run(
+            [sys.executable, str(script), "--help"], cwd=ROOT, env=self.procs.env(), capture_output=True, text=True,
+            timeout=60,
+        ).stdout  # fmt: skip
+        args = [a for a in extra if not a.startswith("--") or a in helptext]
+        if extra and extra[0] not in helptext:
+            args = []  # the script has no such option: run it with its defaults
+        command = [sys.executable, str(script), *args]
+        entry["command"] = " ".join(["python3", f"benchmarks/{name}.py", *args])
+        started = time.monotonic()
+        proc = self.procs.start(f"external-{name}", command, self.procs.env(), pipe=True)
+        try:
+            stdout, _ = proc.communicate(timeout=1800)
+        except subprocess.TimeoutExpired:
+            stdout = ""
+            entry["error"] = "timed out after 30 minutes"
+        finally:
+            self.procs.stop(proc)
+        entry["returncode"] = proc.returncode
+        entry["seconds"] = round(time.monotonic() - started, 1)
+        entry["output"] = stdout[-8000:]
+        entry["json"] = [json.loads(line) for line in stdout.splitlines() if line.startswith("{") and _is_json(line)]
+        log(f"   {name}.py exited {proc.returncode} after {entry['seconds']}s")
+
+    # -- 6. memory ----------------------------------------------------------------
+
+    def memory(self) -> None:
+        out = self.results.setdefault("memory", {})
+        db = "postgres" if self.have_pg else "sqlite"
+        down = str(p.closed_port())
+        configs = {
+            "none": self.env("none", db),
+            "agentops": self.env("agentops", db),
+            "agentops, database down": self.env(
+                "agentops", db, BENCH_AGENTOPS_DB_DOWN_PORT=down, BENCH_NO_FINAL_FLUSH="1"
+            ),
+        }
+        n = self.size["mem_requests"]
+        chunk = max(n // 10, 1)
+        with p.drivers(self.procs, configs) as drivers:
+            web = out.setdefault("web", {})
+            for name, driver in drivers.items():
+                driver.ask("wsgi", path="/ping", n=200, flush=False)
+                web[name] = {"requests": n, "rss_after_warmup_kib": driver.ask("rss")["rss_kib"], "rss_kib": []}
+            for _ in range(n // chunk):
+                for name, driver in drivers.items():
+                    driver.ask("wsgi", path="/ping", n=chunk, flush=False)
+                    web[name]["rss_kib"].append(driver.ask("rss")["rss_kib"])
+            for name, driver in drivers.items():
+                if "down" not in name:
+                    driver.ask("flush")
+                web[name]["peak_kib"] = driver.ask("rss")["hwm_kib"]
+                web[name]["counters"] = driver.ask("counters")
+            log("   web: " + ", ".join(f"{k} peak {v['peak_kib'] / 1024:.0f} MiB" for k, v in web.items()))
+            if not self.have_redis:
+                self.results["skipped"]["memory_worker"] = "Redis is not running"
+                return
+            worker = out.setdefault("worker", {})
+            for name, driver in drivers.items():
+                peaks: list[int] = []
+
+                def read_child(proc: Any, peaks: list[int] = peaks) -> None:
+                    peaks.extend(p.read_status_kib("VmHWM", child) for child in p.children_of(proc.pid))
+
+                variant = "agentops" if name.startswith("agentops") else "none"
+                tps, _ = self.celery_run(
+                    driver, configs[name], variant, "prefork", self.size["mem_tasks"], concurrency=1, on_end=read_child
+                )
+                worker[name] = {"tasks": self.size["mem_tasks"], "peak_kib": max(peaks, default=0), "tasks_per_s": tps}
+            log("   worker: " + ", ".join(f"{k} peak {v['peak_kib'] / 1024:.0f} MiB" for k, v in worker.items()))
+
+    # -- profiles -----------------------------------------------------------------
+
+    def profile(self) -> None:
+        from benchmarks.driver import format_profile
+
+        out = self.results.setdefault("profiles", {})
+        db = "postgres" if self.have_pg else "sqlite"
+        n = self.size["profile_n"]
+        with p.drivers(self.procs, {"agentops": self.env("agentops", db), "none": self.env("none", db)}) as drivers:
+            for name, driver in drivers.items():
+                out[f"/ping ({name})"] = driver.ask("profile", path="/ping", n=n)["text"]
+            if not self.have_redis:
+                return
+            for name, driver in drivers.items():
+                stats_path = self.work / f"task-{name}.prof"
+                variant_env = {**self.env(name, db), "BENCH_PROFILE": str(stats_path)}
+                self.celery_run(driver, variant_env, name, "solo", n)
+                if stats_path.exists():
+                    out[f"no-op task, solo worker ({name})"] = format_profile(stats_path, n, 25)
+
+    # -- all ----------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self.prepare_databases()
+        self.section("inproc", self.inproc)
+        self.section("server", self.server)
+        self.section("celery", self.celery)
+        self.section("sdk", self.sdk)
+        self.section("writer", lambda: self.external("writer", self.size["writer_args"]))
+        self.section("admin", lambda: self.external("admin", self.size["admin_args"]))
+        self.section("memory", self.memory)
+        self.section("profile", self.profile)
+        self.results["meta"]["load_after"] = os.getloadavg()
+        return self.results
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("Django", "celery", "opentelemetry-sdk", "opentelemetry-instrumentation-django", "sentry-sdk"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
+
+
+def summarise_latency(table: dict[str, dict[str, list[float]]]) -> str:
+    return "; ".join(
+        f"{path} " + " ".join(f"{v}={median(vals):.0f}µs" for v, vals in row.items()) for path, row in table.items()
+    )
+
+
+def summarise_rps(table: dict[str, dict[str, list[float]]]) -> str:
+    return "; ".join(
+        f"{path} " + " ".join(f"{v}={median(vals):.0f}/s" for v, vals in row.items()) for path, row in table.items()
+    )
+
+
+def summarise_celery(table: dict[str, dict[str, list[float]]]) -> str:
+    return " ".join(f"{v}={median(row['tasks_per_s']):.0f}/s" for v, row in table.items())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the benchmark suite and rewrite docs/benchmarks.md.")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--full", action="store_true", help="the complete figures (longer runs, more rounds)")
+    group.add_argument("--smoke", action="store_true", help="the smallest configuration (for the smoke test)")
+    parser.add_argument("--only", help="comma-separated sections: inproc,server,celery,sdk,writer,admin,memory,profile")
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "docs", help="where benchmarks.md and images/ go")
+    options = parser.parse_args()
+    mode = "full" if options.full else "smoke" if options.smoke else "quick"
+    only = set(options.only.split(",")) if options.only else None
+    work = Path(tempfile.mkdtemp(prefix="agentops-bench-"))
+    log(f"agentops-django benchmarks, {mode} mode; logs of the processes in {work}")
+    suite = Suite(mode, work, only)
+    try:
+        results = suite.run()
+    finally:
+        suite.procs.close()
+    options.output_dir.mkdir(parents=True, exist_ok=True)
+    (options.output_dir / "images").mkdir(exist_ok=True)
+    default_dir = options.output_dir == ROOT / "docs"
+    raw = ROOT / "benchmarks" / "results.json" if default_dir else options.output_dir / "raw.json"
+    raw.write_text(json.dumps(results, indent=1, default=str))
+    report.write(results, options.output_dir / "benchmarks.md", options.output_dir / "images" / "benchmarks.png")
+    log(f"wrote {options.output_dir / 'benchmarks.md'}")
+    if results["errors"]:
+        log(f"sections with errors: {', '.join(results['errors'])} (process logs kept in {work})")
+        return 1
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

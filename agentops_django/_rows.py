@@ -301,7 +301,13 @@ def upsert_traces_sql(count: int, postgres: bool) -> str:
     if postgres:
         duration = f"EXTRACT(EPOCH FROM ({end} - {start})) * 1000.0"
     else:
-        duration = f"(julianday({end}) - julianday({start})) * 86400000.0"
+        # Exact to the microsecond (julianday() is not): whole seconds plus
+        # the ".ffffff" part of Django's "YYYY-MM-DD HH:MM:SS[.ffffff]".
+        duration = (
+            # ("%%" because Django's SQLite cursor turns "%s" into a placeholder.)
+            f"((strftime('%%s', {end}) - strftime('%%s', {start})) * 1000000"
+            f" + CAST(substr({end}, 21, 6) AS INTEGER) - CAST(substr({start}, 21, 6) AS INTEGER)) / 1000.0"
+        )
     from_root = "CASE WHEN excluded.root_rank > {t}.root_rank THEN excluded.{c} ELSE {t}.{c} END"
     assignments = [f"{c} = {t}.{c} + excluded.{c}" for c in TRACE_COLUMNS[9:15]]
     assignments += [

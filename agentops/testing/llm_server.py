@@ -24,7 +24,10 @@ words and reports the cut the way each API does. The model name drives
 special behaviour: ``error-<status>`` (``error-429``, ``error-500``...)
 answers that status with an error body shaped like the API's;
 ``slow-<ms>`` (anywhere in the name, e.g. ``gpt-4o-slow-300``) adds that much
-latency, spread over the chunks of a stream. Every request is kept in
+latency, spread over the chunks of a stream; ``cached-<n>`` reports ``n``
+input tokens read from the prompt cache (besides the counted ones);
+``stream-error`` makes a stream fail after its first piece of text, with the
+error event each API sends. Every request is kept in
 :attr:`LLMServer.requests`.
 """
 
@@ -49,6 +52,8 @@ logger = logging.getLogger(__name__)
 CREATED = 1_700_000_000
 _ERROR_MODEL = re.compile(r"error-(\d{3})")
 _SLOW_MODEL = re.compile(r"slow-(\d+)")
+_CACHED_MODEL = re.compile(r"cached-(\d+)")
+_STREAM_ERROR = "stream-error"
 
 _OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -290,6 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
+        midstream_error = _STREAM_ERROR in model
         options = body.get("stream_options") or {}
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
@@ -309,7 +315,10 @@ class _Handler(BaseHTTPRequestHandler):
         def events() -> Iterator[tuple[str | None, Any]]:
             for i in range(n):
                 yield None, chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-            for piece in answer.chunks:
+            for number, piece in enumerate(answer.chunks):
+                if number == 1 and midstream_error:
+                    yield None, {"error": {"message": "stand-in stream error", "type": "server_error"}}
+                    return
                 for i in range(n):
                     yield None, chunk([{"index": i, "delta": {"content": piece}, "finish_reason": None}])
             for i in range(n):
@@ -412,11 +421,12 @@ class _Handler(BaseHTTPRequestHandler):
         ident = f"msg_{self.server.next_id():06d}"
         stop = "max_tokens" if answer.truncated else "end_turn"
         model = str(body.get("model", ""))
+        cached = _CACHED_MODEL.search(model)
         usage = {
             "input_tokens": answer.input_tokens,
             "output_tokens": answer.output_tokens,
             "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_read_input_tokens": int(cached.group(1)) if cached else 0,
             "service_tier": "standard",
         }
 
@@ -445,7 +455,10 @@ class _Handler(BaseHTTPRequestHandler):
                 {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
             )
             yield "ping", {"type": "ping"}
-            for piece in answer.chunks:
+            for number, piece in enumerate(answer.chunks):
+                if number == 1 and _STREAM_ERROR in model:
+                    yield "error", {"type": "error", "error": {"type": "overloaded_error", "message": "stand-in"}}
+                    return
                 yield (
                     "content_block_delta",
                     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},

@@ -1,0 +1,636 @@
+"""The admin for traces: a fast, read-only list and a trace page drawn as a waterfall.
+
+The list reads only the summary columns of :class:`~agentops_django.models.Trace`
+that the writer maintains at ingest; every filter, search and the default
+ordering is served by an index, and the paginator never counts the table (see
+:mod:`agentops_django.paginator`). The change view is replaced by the trace
+picture (:mod:`agentops_django.tree`); ``…/otlp.json`` exports the trace.
+
+Nothing here can change a trace. Deleting needs the delete permission and goes
+through :func:`agentops_django.prune.delete_traces` (batched, spans first).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, Sum
+from django.db.models.fields.json import KeyTransform
+from django.http import Http404, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from agentops_django import otlp_json, prune
+from agentops_django.models import Span, Trace, WriterStats
+from agentops_django.paginator import EstimatedCountPaginator
+from agentops_django.tree import TOTALS_RULE, build_waterfall
+
+logger = logging.getLogger(__name__)
+
+HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+HEX16 = re.compile(r"[0-9a-fA-F]{16}")
+HEX_PREFIX = re.compile(r"[0-9a-fA-F]{6,31}")
+#: Span rows drawn per page of the waterfall.
+ROWS_PER_PAGE = 2000
+#: The name filter offers the names of this many most recent traces.
+RECENT_NAMES_WINDOW = 1000
+#: Longer attribute values are collapsed behind a <details>.
+COLLAPSE_OVER = 240
+
+#: Shown for an empty value.
+DASH = "\u2013"
+
+#: Span kind → (CSS modifier, label). Anything else is "other" with its own name.
+KINDS = {
+    "request": ("request", "REQ"),
+    "publish": ("publish", "PUB"),
+    "celery.task": ("task", "TASK"),
+    "task": ("task", "TASK"),
+    "agent": ("agent", "AGENT"),
+    "tool": ("tool", "TOOL"),
+    "llm": ("llm", "LLM"),
+    "workflow": ("agent", "FLOW"),
+    "session": ("other", "SESS"),
+    "trace": ("other", "TRACE"),
+}
+
+#: Flattened into each row of the waterfall query: alias → attribute key.
+ROW_ATTRIBUTES = {
+    "a_wait": "celery.queue_wait_ms",
+    "a_model": "gen_ai.request.model",
+    "a_in": "gen_ai.usage.input_tokens",
+    "a_out": "gen_ai.usage.output_tokens",
+    "a_cost": "gen_ai.usage.cost",
+}
+ROW_FIELDS = (
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "links",
+)
+
+
+def format_duration(ms: float | None) -> str:
+    """A short human duration: ``0.4 ms``, ``12 ms``, ``1.25 s``, ``2 min 03 s``."""
+    if ms is None:
+        return DASH
+    if ms < 1:
+        return f"{ms:.2f} ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    minutes, seconds = divmod(int(ms // 1000), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def format_cost(cost: float | None) -> str:
+    if not cost:
+        return DASH
+    return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+
+
+def kind_of(kind: str) -> tuple[str, str]:
+    """CSS modifier and badge label of a span kind; unknown kinds get a neutral badge."""
+    if kind in KINDS:
+        return KINDS[kind]
+    return ("other", (kind or "span")[:6].upper())
+
+
+def trace_link(trace_id: Any) -> str | None:
+    """The admin URL of a trace id, or ``None`` for anything but 32 hex digits (never a raw value)."""
+    if isinstance(trace_id, str) and HEX32.fullmatch(trace_id):
+        return reverse("admin:agentops_django_trace_change", args=[trace_id.lower()])
+    return None
+
+
+# --- list filters --------------------------------------------------------------------------------
+
+
+class RecentFilter(admin.SimpleListFilter):
+    """Traces started in the last hour, day or week (the started_at index, no date scan)."""
+
+    title = "started"
+    parameter_name = "recent"
+    WINDOWS = {"1h": dt.timedelta(hours=1), "24h": dt.timedelta(days=1), "7d": dt.timedelta(days=7)}
+
+    def lookups(self, request, model_admin):
+        return [("1h", "Last hour"), ("24h", "Last day"), ("7d", "Last week")]
+
+    def queryset(self, request, queryset):
+        window = self.WINDOWS.get(self.value() or "")
+        if window is None:
+            return queryset
+        return queryset.filter(started_at__gte=timezone.now() - window)
+
+
+class NameFilter(admin.SimpleListFilter):
+    """Trace names seen among the most recent traces: a bounded index read, never DISTINCT over the table."""
+
+    title = "name"
+    parameter_name = "name"
+
+    def lookups(self, request, model_admin):
+        recent = Trace.objects.order_by("-started_at").values_list("name", flat=True)[:RECENT_NAMES_WINDOW]
+        names = sorted({name for name in recent if name})[:50]
+        current = self.value()
+        if current and current not in names:
+            names.append(current)
+        return [(name, name) for name in names]
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(name=self.value())
+        return queryset
+
+
+# --- the list ------------------------------------------------------------------------------------
+
+
+class TraceChangeList(ChangeList):
+    """The admin's change list, plus what our pagination template needs."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.count_prefix = getattr(self.paginator, "approximate", "")
+        self.result_count_display = f"{self.result_count:,}"
+        if self.multi_page:
+            self.page_range = list(self.paginator.get_elided_page_range(self.page_num, on_each_side=2, on_ends=1))
+        else:
+            self.page_range = []
+
+
+def search_filter(term: str) -> Q:
+    """The query a search box term stands for; each branch is served by an index.
+
+    * 32 hex digits: that trace id (the unique index);
+    * 6 to 31 hex digits: trace ids starting with them, or that exact name;
+    * ``tag:foo``: traces tagged ``foo`` (``tags_text`` contains ``|foo|``);
+    * anything else: names starting with the term, or tagged with it.
+    """
+    term = term.strip()
+    if HEX32.fullmatch(term):
+        return Q(trace_id=term.lower())
+    if term.lower().startswith("tag:"):
+        return Q(tags_text__contains=f"|{term[4:].strip()}|")
+    if HEX_PREFIX.fullmatch(term):
+        return Q(trace_id__startswith=term.lower()) | Q(name=term)
+    return Q(name__startswith=term) | Q(tags_text__contains=f"|{term}|")
+
+
+@admin.register(Trace)
+class TraceAdmin(admin.ModelAdmin):
+    """Read-only traces: list with summaries, a waterfall per trace, OTLP JSON export."""
+
+    list_display = (
+        "display_name",
+        "root_kind",
+        "status_badge",
+        "started_at",
+        "duration",
+        "span_count",
+        "error_count",
+        "tokens",
+        "cost_display",
+    )
+    list_display_links = ("display_name",)
+    list_filter = ("status", "kind", RecentFilter, NameFilter)
+    search_fields = ("trace_id",)  # shows the box; get_search_results does the work
+    search_help_text = "A trace id (or its first 6+ hex digits), a name prefix, or tag:NAME."
+    ordering = ("-started_at",)
+    sortable_by = ("started_at",)
+    list_per_page = 50
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
+    change_list_template = "agentops_django/trace_change_list.html"
+
+    class Media:
+        css = {"all": ("agentops_django/trace.css",)}
+
+    # --- columns ---
+
+    @admin.display(description="Name", ordering="name")
+    def display_name(self, obj: Trace) -> str:
+        return obj.name or "(unnamed)"
+
+    @admin.display(description="Root")
+    def root_kind(self, obj: Trace) -> str:
+        return format_html('<span class="ao-rootkind ao-rootkind--{}">{}</span>', obj.kind, obj.get_kind_display())
+
+    @admin.display(description="Status")
+    def status_badge(self, obj: Trace) -> str:
+        return format_html(
+            '<span class="ao-status ao-status--{}">{}</span>', str(obj.status).lower(), obj.get_status_display()
+        )
+
+    @admin.display(description="Duration")
+    def duration(self, obj: Trace) -> str:
+        return format_duration(obj.duration_ms)
+
+    @admin.display(description="LLM tokens")
+    def tokens(self, obj: Trace) -> str:
+        if not obj.total_tokens:
+            return DASH
+        return format_html(
+            '<span title="{} in / {} out">{}</span>',
+            f"{obj.input_tokens:,}",
+            f"{obj.output_tokens:,}",
+            f"{obj.total_tokens:,}",
+        )
+
+    @admin.display(description="Cost")
+    def cost_display(self, obj: Trace) -> str:
+        return format_cost(obj.cost)
+
+    # --- permissions: read-only, delete only with the permission ---
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    # --- the list ---
+
+    def get_changelist(self, request, **kwargs):
+        return TraceChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(search_filter(search_term)), False
+
+    def changelist_view(self, request, extra_context=None):
+        stats = WriterStats.objects.aggregate(
+            processes=Count("pk"),
+            written=Sum("spans_written"),
+            dropped=Sum("spans_dropped"),
+            errors=Sum("write_errors"),
+        )
+        stats_admin = self.admin_site._registry.get(WriterStats)
+        context = {
+            "writer_processes": stats["processes"],
+            "writer_written": f"{stats['written'] or 0:,}",
+            "writer_dropped": f"{stats['dropped'] or 0:,}" if stats["dropped"] else 0,
+            "writer_errors": f"{stats['errors'] or 0:,}" if stats["errors"] else 0,
+            "writer_stats_url": (
+                reverse("admin:agentops_django_writerstats_changelist")
+                if stats_admin is not None and stats_admin.has_view_permission(request)
+                else ""
+            ),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=context)
+
+    # --- one trace ---
+
+    def get_object(self, request, object_id, from_field=None):
+        """A trace by primary key, or by its 32-hex trace id (what span links carry)."""
+        if from_field is None and isinstance(object_id, str) and HEX32.fullmatch(object_id):
+            return self.get_queryset(request).filter(trace_id=object_id.lower()).first()
+        return super().get_object(request, object_id, from_field)
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        wrap = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/otlp.json", wrap(self.otlp_view), name=f"{info[0]}_{info[1]}_otlp"),
+            path("<path:object_id>/span/<str:span_id>/", wrap(self.span_view), name=f"{info[0]}_{info[1]}_span"),
+            *super().get_urls(),
+        ]
+
+    def _trace_or_404(self, request, object_id) -> Trace:
+        trace = self.get_object(request, object_id)
+        if trace is None:
+            raise Http404("No such trace")
+        if not self.has_view_permission(request, trace):
+            raise PermissionDenied
+        return trace
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The trace page: summary, waterfall, and the selected span's details."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        trace = self._trace_or_404(request, object_id)
+        waterfall = build_waterfall(self._span_rows(trace), root_span_id=trace.root_span_id)
+        try:
+            offset = max(0, int(request.GET.get("offset", 0)))
+        except ValueError:
+            offset = 0
+        shown = waterfall.rows[offset : offset + ROWS_PER_PAGE]
+        change_url = reverse("admin:agentops_django_trace_change", args=[trace.pk])
+        # The span URL without its last part, completed per row (reverse() per row costs too much).
+        span_url = reverse("admin:agentops_django_trace_span", args=[trace.pk, "0" * 16])[: -len("0" * 16) - 1]
+        selected_id = request.GET.get("span", "")
+        selected = None
+        if selected_id:
+            selected = self._span_detail(trace, selected_id, waterfall.start)
+        more = len(waterfall.rows) - offset - len(shown)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": trace.name or "(unnamed trace)",
+            "subtitle": None,
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "original": trace,
+            "trace": trace,
+            "waterfall": waterfall,
+            "rows": [self._row_context(row, span_url) for row in shown],
+            "ticks": [(f"{pct:.2f}", format_duration(ms)) for pct, ms in waterfall.ticks()],
+            "offset": offset,
+            "first_shown": offset + 1,
+            "last_shown": offset + len(shown),
+            "more": more,
+            "next_url": "?" + urlencode({"offset": offset + ROWS_PER_PAGE}) if more > 0 else "",
+            "prev_url": "?" + urlencode({"offset": max(0, offset - ROWS_PER_PAGE)}) if offset else "",
+            "totals": waterfall.totals,
+            "totals_rule": TOTALS_RULE,
+            "duration": format_duration(trace.duration_ms if trace.duration_ms is not None else waterfall.total_ms),
+            "total_cost": format_cost(waterfall.totals.cost),
+            "selected": selected,
+            "change_url": change_url,
+            "otlp_url": reverse("admin:agentops_django_trace_otlp", args=[trace.pk]),
+            "has_delete_permission": self.has_delete_permission(request, trace),
+            "delete_url": reverse("admin:agentops_django_trace_delete", args=[trace.pk]),
+            "is_popup": False,
+            "to_field": None,
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "agentops_django/trace_detail.html", context)
+
+    def span_view(self, request, object_id, span_id):
+        """One span's details as an HTML fragment, for the trace page's script."""
+        trace = self._trace_or_404(request, object_id)
+        detail = self._span_detail(trace, span_id, trace.started_at)
+        if detail is None:
+            raise Http404("No such span")
+        return TemplateResponse(request, "agentops_django/span_detail.html", {"selected": detail})
+
+    def otlp_view(self, request, object_id):
+        """The whole trace as an OTLP JSON download."""
+        trace = self._trace_or_404(request, object_id)
+        spans = Span.objects.filter(trace_id=trace.trace_id).order_by("started_at").values()
+        response = JsonResponse(otlp_json.trace_document(trace.trace_id, spans))
+        response["Content-Disposition"] = f'attachment; filename="trace-{trace.trace_id}.otlp.json"'
+        return response
+
+    @staticmethod
+    def _span_rows(trace: Trace) -> list[dict[str, Any]]:
+        """The waterfall's one query: light columns plus a few attributes pulled out by the database."""
+        annotations = {alias: KeyTransform(key, "attributes") for alias, key in ROW_ATTRIBUTES.items()}
+        rows = list(
+            Span.objects.filter(trace_id=trace.trace_id).order_by("started_at").values(*ROW_FIELDS, **annotations)
+        )
+        for row in rows:
+            for alias, key in ROW_ATTRIBUTES.items():
+                row[key] = row.pop(alias)
+        return rows
+
+    @staticmethod
+    def _row_context(row, span_url: str) -> dict[str, Any]:
+        span = row.span
+        css, badge = kind_of(span.get("kind") or "")
+        classes = [f"ao-row ao-k-{css}"]
+        if row.error:
+            classes.append("ao-error")
+        if row.contains_error:
+            classes.append("ao-contains-error")
+        if row.orphan:
+            classes.append("ao-orphan")
+        span_id = str(span.get("span_id", ""))
+        row_duration = format_duration(span.get("duration_ms"))
+        extra = ""
+        if span.get("kind") == "llm":
+            tokens = int(_number(span.get("gen_ai.usage.input_tokens")))
+            tokens += int(_number(span.get("gen_ai.usage.output_tokens")))
+            model = span.get("gen_ai.request.model")
+            extra = " · ".join(str(part) for part in (model, f"{tokens:,} tok" if tokens else "") if part)
+        links = []
+        for link in span.get("links") or []:
+            url = trace_link(link.get("trace_id")) if isinstance(link, dict) else None
+            if url:
+                links.append(url)
+        return {
+            "id": span_id,
+            "cls": " ".join(classes),
+            "depth": min(row.depth, 24),
+            "badge": badge,
+            "name": span.get("name") or "(unnamed)",
+            "extra": extra,
+            "dur": row_duration,
+            "bar": f"left:{row.left_pct:.3f}%;width:{row.width_pct:.3f}%",
+            "wait": f"left:{row.wait_left_pct:.3f}%;width:{row.wait_width_pct:.3f}%" if row.wait_width_pct else "",
+            "wait_title": f"queued {format_duration(row.wait_ms)}" if row.wait_ms else "",
+            "error": row.error,
+            "contains_error": row.contains_error,
+            "orphan": row.orphan,
+            "outlives": row.outlives_parent,
+            "links": links,
+            "href": "?" + urlencode({"span": span_id}),
+            "detail_url": f"{span_url}{span_id}/" if HEX16.fullmatch(span_id) else "",
+            "title": f"{span.get('name') or ''} · {row_duration} · starts at +{format_duration(row.offset_ms)}",
+        }
+
+    def _span_detail(self, trace: Trace, span_id: str, origin: dt.datetime | None) -> dict[str, Any] | None:
+        span = Span.objects.filter(trace_id=trace.trace_id, span_id=span_id).first()
+        if span is None:
+            return None
+        return span_detail(span, origin)
+
+    # --- deleting ---
+
+    def get_deleted_objects(self, objs, request):
+        """Summarise instead of listing every span (a trace may have thousands)."""
+        objs = list(objs)
+        spans = sum(obj.span_count for obj in objs)
+        names = [str(obj) for obj in objs[:100]]
+        if len(objs) > 100:
+            names.append(f"… and {len(objs) - 100} more traces")
+        perms_needed = set() if self.has_delete_permission(request) else {self.opts.verbose_name}
+        return names, {"traces": len(objs), "spans (about)": spans}, perms_needed, []
+
+    def delete_model(self, request, obj):
+        prune.delete_traces([obj.trace_id])
+
+    def delete_queryset(self, request, queryset):
+        prune.delete_traces(queryset.values_list("trace_id", flat=True))
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value) if value is not None and not isinstance(value, bool) else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _payload(value: Any) -> dict[str, Any]:
+    """A value ready for display: its text (JSON pretty-printed), and whether to collapse it."""
+    if isinstance(value, str):
+        text = value
+        stripped = value.strip()
+        if stripped[:1] in "[{" and len(stripped) > 1:
+            try:
+                text = json.dumps(json.loads(stripped), indent=2, ensure_ascii=False)
+            except ValueError:
+                pass
+    else:
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    long = len(text) > COLLAPSE_OVER or "\n" in text
+    return {"text": text, "long": long, "preview": text[:120].replace("\n", " "), "size": len(text)}
+
+
+def _messages(value: Any) -> list[dict[str, Any]]:
+    """``gen_ai.*.messages`` (a JSON string of a list) as role + content pairs; [] if unreadable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if not isinstance(value, list):
+        return []
+    messages = []
+    for message in value:
+        if isinstance(message, dict):
+            role = str(message.get("role", ""))
+            content = message.get("content", message.get("parts", ""))
+            if not isinstance(content, str):
+                content = json.dumps(content, indent=2, ensure_ascii=False, default=str)
+        else:
+            role, content = "", json.dumps(message, ensure_ascii=False, default=str)
+        messages.append({"role": role, "content": content, "long": len(content) > 600})
+    return messages
+
+
+def _offset(value: Any, origin: dt.datetime | None) -> str:
+    if origin is None or not isinstance(value, str | int | float):
+        return ""
+    if isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return ""
+    else:
+        when = dt.datetime.fromtimestamp(value / 1e9, tz=dt.UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return "+" + format_duration((when - origin).total_seconds() * 1000)
+
+
+def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
+    """Everything the detail panel shows about one span, prepared for autoescaped templates."""
+    attributes = span.attributes if isinstance(span.attributes, dict) else {}
+    css, badge = kind_of(span.kind)
+    exceptions, events = [], []
+    for event in span.events if isinstance(span.events, list) else []:
+        if not isinstance(event, dict):
+            continue
+        event_attributes = event.get("attributes") if isinstance(event.get("attributes"), dict) else {}
+        when = _offset(event.get("timestamp", event.get("time_unix_nano", event.get("time"))), origin)
+        if event.get("name") == "exception":
+            exceptions.append(
+                {
+                    "type": event_attributes.get("exception.type", ""),
+                    "message": event_attributes.get("exception.message", ""),
+                    "stacktrace": event_attributes.get("exception.stacktrace", ""),
+                    "when": when,
+                }
+            )
+        else:
+            events.append(
+                {
+                    "name": event.get("name", ""),
+                    "when": when,
+                    "attributes": [(k, _payload(v)) for k, v in event_attributes.items()],
+                }
+            )
+    links = []
+    for link in span.links if isinstance(span.links, list) else []:
+        if isinstance(link, dict):
+            links.append(
+                {
+                    "trace_id": str(link.get("trace_id", "")),
+                    "span_id": str(link.get("span_id", "")),
+                    "url": trace_link(link.get("trace_id")),
+                }
+            )
+    llm = None
+    if span.kind == "llm":
+        input_tokens = int(_number(attributes.get("gen_ai.usage.input_tokens")))
+        output_tokens = int(_number(attributes.get("gen_ai.usage.output_tokens")))
+        llm = {
+            "system": attributes.get("gen_ai.system", ""),
+            "model": attributes.get("gen_ai.request.model", ""),
+            "response_model": attributes.get("gen_ai.response.model", ""),
+            "input_tokens": f"{input_tokens:,}",
+            "output_tokens": f"{output_tokens:,}",
+            "total_tokens": f"{input_tokens + output_tokens:,}",
+            "cost": format_cost(_number(attributes.get("gen_ai.usage.cost"))),
+            "input_messages": _messages(attributes.get("gen_ai.input.messages")),
+            "output_messages": _messages(attributes.get("gen_ai.output.messages")),
+        }
+    wait = attributes.get("celery.queue_wait_ms")
+    return {
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id,
+        "name": span.name,
+        "kind": span.kind,
+        "kind_css": css,
+        "badge": badge,
+        "status": span.status,
+        "error": span.status == "ERROR",
+        "status_message": span.status_message,
+        "service_name": span.service_name,
+        "started_at": span.started_at,
+        "offset": "+" + format_duration((span.started_at - origin).total_seconds() * 1000) if origin else "",
+        "duration": format_duration(span.duration_ms),
+        "queue_wait": format_duration(_number(wait)) if wait is not None else "",
+        "task_id": attributes.get("celery.task.id", ""),
+        "attributes": [(key, _payload(value)) for key, value in sorted(attributes.items())],
+        "exceptions": exceptions,
+        "events": events,
+        "links": links,
+        "llm": llm,
+    }
+
+
+@admin.register(WriterStats)
+class WriterStatsAdmin(admin.ModelAdmin):
+    """The database writer's counters per process, read-only: dropped spans show here."""
+
+    list_display = (
+        "host",
+        "pid",
+        "process_started_at",
+        "spans_written",
+        "spans_dropped",
+        "write_errors",
+        "updated_at",
+    )
+    ordering = ("-updated_at",)
+    show_facets = admin.ShowFacets.NEVER
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

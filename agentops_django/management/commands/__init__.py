@@ -1,0 +1,1 @@
+"""``manage.py agentops_prune`` and friends."""

@@ -1,0 +1,54 @@
+"""``manage.py agentops_prune``: delete old traces and their spans, in batches.
+
+Without options it applies the retention settings, ``AGENTOPS["RETENTION_DAYS"]``
+(default 30) and ``AGENTOPS["RETENTION_MAX_TRACES"]`` (default: no limit).
+Safe to run while the writer is storing spans; see :mod:`agentops_django.prune`.
+"""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agentops_django import prune
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete traces (and their spans) older than --days days and/or beyond the --keep newest. "
+        "Defaults come from AGENTOPS['RETENTION_DAYS'] and AGENTOPS['RETENTION_MAX_TRACES']."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--days", type=int, help="Delete traces that started more than this many days ago.")
+        parser.add_argument("--keep", type=int, help="Keep only this many newest traces.")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=prune.DEFAULT_BATCH_SIZE,
+            help="Traces deleted per transaction (default %(default)s).",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Only count what would be deleted.")
+
+    def handle(self, *args, days=None, keep=None, batch_size=prune.DEFAULT_BATCH_SIZE, dry_run=False, **options):
+        if days is None and keep is None:
+            days, keep = prune.retention_defaults()
+        if days is None and keep is None:
+            self.stdout.write("Nothing to do: no --days or --keep given and no retention configured.")
+            return
+        rules = []
+        if days is not None:
+            rules.append(f"older than {days} days")
+        if keep is not None:
+            rules.append(f"beyond the newest {keep}")
+        verbosity = options.get("verbosity", 1)
+
+        def progress(result: prune.PruneResult) -> None:
+            if verbosity >= 2:
+                self.stdout.write(f"  ... {result.traces} traces, {result.spans} spans deleted")
+
+        try:
+            result = prune.prune(days=days, keep=keep, batch_size=batch_size, dry_run=dry_run, progress=progress)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        verb = "Would delete" if dry_run else "Deleted"
+        self.stdout.write(f"{verb} {result.traces} traces and {result.spans} spans ({' or '.join(rules)}).")

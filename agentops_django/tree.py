@@ -1,0 +1,304 @@
+"""The trace picture: a span tree laid out as a waterfall, built from span rows in pure Python.
+
+The admin's trace page loads a trace's spans with one query and hands the rows
+(plain dicts) to :func:`build_waterfall`. Everything here is O(n) in the number
+of spans apart from sorting siblings by start time, and it is written for the
+garbage real systems produce:
+
+* a parent that is missing (never arrived, or not yet): the span is an
+  *orphan*, attached under the trace's root span when there is one, otherwise
+  shown at the top level, and marked either way;
+* a span naming itself as its parent, or parents forming a cycle: the cycle is
+  broken at its earliest span, which is shown at the top level and marked;
+* clock skew between processes (a child starting before its parent) and
+  children that outlive their parent: the time axis spans the earliest start
+  and the latest end of all spans, so every bar stays on the axis;
+* the same span id twice (a redelivered span): the first row wins.
+
+No Django imports: the module works on dicts and datetimes only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: The one span kind whose token usage and cost count in a trace's totals.
+LLM_KIND = "llm"
+#: The rule behind :class:`Totals`, in words, for the page.
+TOTALS_RULE = (
+    "Tokens and cost are the sums over spans of kind \u201cllm\u201d only "
+    "(gen_ai.usage.input_tokens, gen_ai.usage.output_tokens, gen_ai.usage.cost); "
+    "agent, tool, task and request spans never add their own, so no call is counted twice."
+)
+
+ORPHAN_MISSING_PARENT = "parent span {parent} has not arrived"
+ORPHAN_SELF_PARENT = "names itself as its parent"
+ORPHAN_CYCLE = "its parents form a cycle"
+
+#: Smallest bar width, in percent of the axis, so zero-length spans stay visible.
+MIN_BAR_PCT = 0.15
+
+
+@dataclass(slots=True)
+class Row:
+    """One span as one line of the waterfall."""
+
+    span: Mapping[str, Any]
+    depth: int
+    #: Bar position and width on the time axis, in percent.
+    left_pct: float = 0.0
+    width_pct: float = 0.0
+    #: Queue wait drawn before the bar (Celery tasks), in percent; 0 when none.
+    wait_left_pct: float = 0.0
+    wait_width_pct: float = 0.0
+    wait_ms: float | None = None
+    #: The span itself failed (status ERROR).
+    error: bool = False
+    #: Some descendant failed.
+    contains_error: bool = False
+    #: Why the span is not where its parent_span_id says, or "" when it is.
+    orphan: str = ""
+    #: The span ends after its parent ends.
+    outlives_parent: bool = False
+    #: Offset of the start from the axis origin, in milliseconds.
+    offset_ms: float = 0.0
+    children: int = 0
+    parent_id: str = ""
+
+    @property
+    def span_id(self) -> str:
+        return str(self.span.get("span_id", ""))
+
+
+@dataclass(slots=True)
+class Totals:
+    """Tokens and cost of a trace by :data:`TOTALS_RULE`."""
+
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class Waterfall:
+    """A whole trace laid out: rows in tree order and the time axis."""
+
+    rows: list[Row] = field(default_factory=list)
+    #: The axis origin (earliest start, queue waits included) and its length.
+    start: dt.datetime | None = None
+    total_ms: float = 0.0
+    totals: Totals = field(default_factory=Totals)
+    orphans: int = 0
+    errors: int = 0
+
+    def ticks(self, count: int = 4) -> list[tuple[float, float]]:
+        """Axis labels: ``(percent, milliseconds)`` pairs from 0 to the end."""
+        return [(100.0 * i / count, self.total_ms * i / count) for i in range(count + 1)]
+
+
+def _ms(delta: dt.timedelta) -> float:
+    return delta.total_seconds() * 1000.0
+
+
+def _number(value: Any) -> float | None:
+    """A float from an attribute value that may be a number or a numeric string."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return number
+
+
+def _attr(span: Mapping[str, Any], key: str) -> Any:
+    """An attribute of a span row: a flattened column first, else the attributes dict."""
+    if key in span:
+        return span[key]
+    attributes = span.get("attributes")
+    if isinstance(attributes, Mapping):
+        return attributes.get(key)
+    return None
+
+
+def totals_of(spans: Iterable[Mapping[str, Any]]) -> Totals:
+    """Roll up tokens and cost by :data:`TOTALS_RULE`: only spans of kind ``llm`` count.
+
+    Args:
+        spans: Span rows with ``kind`` and either an ``attributes`` dict or the
+            ``gen_ai.usage.*`` keys flattened into the row.
+
+    Returns:
+        The totals.
+    """
+    totals = Totals()
+    for span in spans:
+        if span.get("kind") != LLM_KIND:
+            continue
+        totals.llm_calls += 1
+        totals.input_tokens += int(_number(_attr(span, "gen_ai.usage.input_tokens")) or 0)
+        totals.output_tokens += int(_number(_attr(span, "gen_ai.usage.output_tokens")) or 0)
+        totals.cost += _number(_attr(span, "gen_ai.usage.cost")) or 0.0
+    return totals
+
+
+def build_waterfall(
+    spans: Iterable[Mapping[str, Any]],
+    *,
+    root_span_id: str = "",
+) -> Waterfall:
+    """Arrange span rows as a tree in depth-first order, each placed on the trace's time axis.
+
+    Args:
+        spans: Rows with at least ``span_id``, ``parent_span_id``,
+            ``started_at`` and ``ended_at`` (aware datetimes), ``status`` and
+            ``kind``; ``celery.queue_wait_ms`` (flattened or in
+            ``attributes``) draws a queue wait before the bar.
+        root_span_id: The trace's root span id as the writer recorded it;
+            orphans are attached under it when it is present.
+
+    Returns:
+        The waterfall: rows with depth, bar geometry and error marks.
+    """
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for span in spans:
+        span_id = str(span.get("span_id") or "")
+        if span_id and span_id not in by_id:
+            by_id[span_id] = span
+    waterfall = Waterfall(totals=totals_of(by_id.values()))
+    if not by_id:
+        return waterfall
+
+    def start_key(span_id: str) -> tuple[dt.datetime, str]:
+        return (by_id[span_id]["started_at"], span_id)
+
+    # Children lists and the spans without a parent among the rows.
+    children: dict[str, list[str]] = {}
+    tops: list[str] = []
+    orphan_reason: dict[str, str] = {}
+    for span_id, span in by_id.items():
+        parent = str(span.get("parent_span_id") or "")
+        if not parent:
+            tops.append(span_id)
+        elif parent == span_id:
+            orphan_reason[span_id] = ORPHAN_SELF_PARENT
+        elif parent not in by_id:
+            orphan_reason[span_id] = ORPHAN_MISSING_PARENT.format(parent=parent)
+        else:
+            children.setdefault(parent, []).append(span_id)
+
+    # Orphans go under the root span when the trace has a single one.
+    if root_span_id in by_id and not by_id[root_span_id].get("parent_span_id"):
+        root = root_span_id
+    elif len(tops) == 1:
+        root = tops[0]
+    else:
+        root = ""
+    for span_id in orphan_reason:
+        if root:
+            children.setdefault(root, []).append(span_id)
+        else:
+            tops.append(span_id)
+    for sibling_ids in children.values():
+        sibling_ids.sort(key=start_key)
+    tops.sort(key=start_key)
+
+    # Iterative depth-first walk (a 10,000-deep chain must not hit the recursion limit).
+    order: list[Row] = []
+    tree_parent: dict[str, str] = {}
+    visited: set[str] = set()
+
+    def walk(top: str) -> None:
+        stack: list[tuple[str, int, str]] = [(top, 0, tree_parent.get(top, ""))]
+        while stack:
+            span_id, depth, parent = stack.pop()
+            if span_id in visited:
+                continue
+            visited.add(span_id)
+            tree_parent[span_id] = parent
+            order.append(Row(span=by_id[span_id], depth=depth, orphan=orphan_reason.get(span_id, ""), parent_id=parent))
+            kids = children.get(span_id, ())
+            for kid in reversed(kids):
+                if kid not in visited:
+                    stack.append((kid, depth + 1, span_id))
+
+    for top in tops:
+        walk(top)
+    if len(visited) < len(by_id):
+        # What is left hangs off a cycle: break each at its earliest span.
+        for span_id in sorted(set(by_id) - visited, key=start_key):
+            if span_id not in visited:
+                orphan_reason[span_id] = ORPHAN_CYCLE
+                walk(span_id)
+
+    _place(waterfall, order, by_id, tree_parent)
+    waterfall.rows = order
+    waterfall.orphans = sum(1 for row in order if row.orphan)
+    return waterfall
+
+
+def _place(
+    waterfall: Waterfall,
+    order: list[Row],
+    by_id: Mapping[str, Mapping[str, Any]],
+    tree_parent: Mapping[str, str],
+) -> None:
+    """Fill the time axis, bar geometry and error marks of the rows, in place."""
+    waits: dict[str, float] = {}
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    for row in order:
+        span = row.span
+        begin, finish = span["started_at"], span.get("ended_at") or span["started_at"]
+        if finish < begin:
+            finish = begin
+        wait = _number(_attr(span, "celery.queue_wait_ms"))
+        if wait is not None and wait > 0:
+            waits[row.span_id] = wait
+            begin = begin - dt.timedelta(milliseconds=wait)
+        start = begin if start is None or begin < start else start
+        end = finish if end is None or finish > end else end
+    assert start is not None and end is not None
+    total = max(_ms(end - start), 1e-3)
+    waterfall.start, waterfall.total_ms = start, _ms(end - start)
+
+    index = {row.span_id: row for row in order}
+    for row in order:
+        span = row.span
+        begin = span["started_at"]
+        finish = max(span.get("ended_at") or begin, begin)
+        row.offset_ms = _ms(begin - start)
+        row.width_pct = max(MIN_BAR_PCT, min(100.0, 100.0 * _ms(finish - begin) / total))
+        # A bar of the minimum width at the very end is nudged left to stay on the axis.
+        row.left_pct = max(0.0, min(100.0 * row.offset_ms / total, 100.0 - row.width_pct))
+        if row.span_id in waits:
+            row.wait_ms = waits[row.span_id]
+            row.wait_width_pct = min(row.left_pct, 100.0 * row.wait_ms / total)
+            row.wait_left_pct = row.left_pct - row.wait_width_pct
+        row.error = str(span.get("status", "")).upper() == "ERROR"
+        parent = index.get(tree_parent.get(row.span_id, ""))
+        if parent is not None:
+            parent.children += 1
+            parent_end = parent.span.get("ended_at")
+            if not row.orphan and parent_end is not None and finish > parent_end:
+                row.outlives_parent = True
+    # Children come after their parents in depth-first order: walk back to mark ancestors.
+    for row in reversed(order):
+        if row.error or row.contains_error:
+            parent = index.get(tree_parent.get(row.span_id, ""))
+            if parent is not None:
+                parent.contains_error = True
+    waterfall.errors = sum(1 for row in order if row.error)

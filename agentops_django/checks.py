@@ -16,6 +16,7 @@ never leaves the site broken, only less traced.
 * W001 an unknown key (a typo?).
 * W002 the middleware is listed more than once.
 * W003 the middleware is not first, so earlier middleware runs untraced.
+* W004 the writer's database is neither PostgreSQL nor SQLite.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _BOOLS = (
 )
 _OPTIONAL_BOOLS = ("CAPTURE_CONTENT", "INSTRUMENT_LLM_CALLS")
 _POSITIVE_INTS = ("QUEUE_SIZE", "BATCH_SIZE")
+_SUPPORTED_ENGINES = ("postgresql", "postgis", "sqlite3", "spatialite")
 _OPTIONAL_POSITIVE_INTS = ("MAX_PAYLOAD_SIZE", "RETENTION_DAYS", "RETENTION_MAX_TRACES")
 
 
@@ -144,12 +146,23 @@ def _check_database(config: dict[str, Any]) -> list[CheckMessage]:
     alias = config.get("DATABASE_ALIAS", DEFAULTS["DATABASE_ALIAS"])
     if not isinstance(alias, str) or not config.get("DATABASE_WRITER", True):
         return []
-    if alias not in getattr(settings, "DATABASES", {}):
+    databases = getattr(settings, "DATABASES", {})
+    if alias not in databases:
         return [
             Error(
                 f"AGENTOPS['DATABASE_ALIAS'] is {alias!r}, which is not in DATABASES.",
-                hint=f"Use one of {sorted(settings.DATABASES)}.",
+                hint=f"Use one of {sorted(databases)}.",
                 id="agentops_django.E005",
+            )
+        ]
+    engine = str(databases[alias].get("ENGINE", ""))
+    if not any(name in engine for name in _SUPPORTED_ENGINES):
+        return [
+            Warning(
+                f"The database writer supports PostgreSQL and SQLite; DATABASES[{alias!r}] uses {engine!r}.",
+                hint="Point AGENTOPS['DATABASE_ALIAS'] at a PostgreSQL or SQLite database, "
+                "or set AGENTOPS['DATABASE_WRITER'] = False and export with EXPORTERS.",
+                id="agentops_django.W004",
             )
         ]
     return []

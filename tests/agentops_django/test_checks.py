@@ -1,0 +1,107 @@
+"""System checks: each bad AGENTOPS value or middleware placement is reported with a stable id and a hint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core import checks
+
+from agentops_django.checks import check_settings
+from agentops_django.conf import MIDDLEWARE_PATH
+
+
+def ids(settings: Any, **agentops: Any) -> list[str]:
+    settings.AGENTOPS = agentops
+    messages = check_settings()
+    assert all(message.hint for message in messages), "every message tells how to fix it"
+    return [message.id for message in messages]
+
+
+def test_the_test_projects_settings_pass(settings: Any) -> None:
+    assert check_settings() == []
+
+
+def test_checks_are_registered_with_django() -> None:
+    assert check_settings in checks.registry.registry.get_checks()
+
+
+def test_agentops_must_be_a_dict(settings: Any) -> None:
+    settings.AGENTOPS = ["SAMPLE_RATE", 1]
+    assert [m.id for m in check_settings()] == ["agentops_django.E001"]
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("ENABLED", "yes"),
+        ("TRUST_INCOMING_TRACEPARENT", 1),
+        ("CAPTURE_CONTENT", "false"),
+        ("QUEUE_SIZE", "1000"),
+        ("BATCH_SIZE", 2.5),
+        ("BATCH_INTERVAL", "1s"),
+        ("SAMPLE_RATE", "half"),
+        ("REDACT_KEYS", "password"),
+        ("EXCLUDED_PATHS", r"^/health/"),
+        ("DATABASE_ALIAS", 0),
+        ("SERVICE_NAME", 3),
+        ("EXPORTERS", 5),
+    ],
+)
+def test_wrong_types_are_errors(settings: Any, key: str, value: Any) -> None:
+    assert ids(settings, **{key: value}) == ["agentops_django.E002"]
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5])
+def test_sample_rate_outside_zero_to_one_is_an_error(settings: Any, rate: float) -> None:
+    assert ids(settings, SAMPLE_RATE=rate) == ["agentops_django.E003"]
+
+
+def test_sample_rate_bounds_are_accepted(settings: Any) -> None:
+    assert ids(settings, SAMPLE_RATE=0) == []
+    assert ids(settings, SAMPLE_RATE=1.0) == []
+
+
+def test_invalid_excluded_path_regex_is_an_error(settings: Any) -> None:
+    assert ids(settings, EXCLUDED_PATHS=[r"^/ok/", r"^/broken(/"]) == ["agentops_django.E004"]
+
+
+def test_database_alias_must_be_a_configured_database(settings: Any) -> None:
+    assert ids(settings, DATABASE_ALIAS="traces") == ["agentops_django.E005"]
+    assert ids(settings, DATABASE_ALIAS="traces", DATABASE_WRITER=False) == []
+
+
+def test_unknown_exporter_is_an_error(settings: Any) -> None:
+    assert ids(settings, EXPORTERS=["otlp", "zipkin"]) == ["agentops_django.E006"]
+    assert ids(settings, EXPORTERS=["console", "opentelemetry.sdk.trace.export.ConsoleSpanExporter"]) == []
+
+
+def test_should_trace_request_must_import(settings: Any) -> None:
+    assert ids(settings, SHOULD_TRACE_REQUEST="no.such.module.func") == ["agentops_django.E007"]
+
+
+def test_sizes_must_be_positive(settings: Any) -> None:
+    assert ids(settings, QUEUE_SIZE=0, BATCH_INTERVAL=0) == ["agentops_django.E008", "agentops_django.E008"]
+
+
+def test_unknown_key_is_a_warning(settings: Any) -> None:
+    assert ids(settings, SAMPLE_RATIO=0.5) == ["agentops_django.W001"]
+
+
+def test_middleware_listed_twice_is_a_warning(settings: Any) -> None:
+    settings.MIDDLEWARE = [MIDDLEWARE_PATH, "django.middleware.common.CommonMiddleware", MIDDLEWARE_PATH]
+    assert ids(settings) == ["agentops_django.W002"]
+
+
+def test_middleware_not_first_is_a_warning(settings: Any) -> None:
+    settings.MIDDLEWARE = ["django.middleware.common.CommonMiddleware", MIDDLEWARE_PATH]
+    assert ids(settings) == ["agentops_django.W003"]
+
+
+def test_unsupported_database_engine_for_the_writer_is_a_warning(settings: Any, monkeypatch: Any) -> None:
+    from django.conf import settings as django_settings
+
+    # override_settings refuses DATABASES; the check only reads it.
+    databases = {**django_settings.DATABASES, "mysql": {"ENGINE": "django.db.backends.mysql", "NAME": "x"}}
+    monkeypatch.setattr(django_settings, "DATABASES", databases)
+    assert ids(settings, DATABASE_ALIAS="mysql") == ["agentops_django.W004"]

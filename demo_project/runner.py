@@ -75,7 +75,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _prepare_environment(once: bool) -> bool:
     """Environment for this process and the children; return whether to start the stand-in LLM server."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo_project.settings")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "demo_project.settings"
     os.environ["PYTHONUNBUFFERED"] = "1"
     if once:
         os.environ.setdefault("DEMO_DIGEST_INTERVAL", ONCE_DIGEST_INTERVAL)

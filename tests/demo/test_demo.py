@@ -1,0 +1,127 @@
+"""The one-command demo works end to end: ``python demo.py --once`` exits 0 with every trace whole.
+
+Each test runs the real thing as a user would (web server, prefork Celery
+worker with beat, stand-in LLM server, requests over HTTP), in a data folder
+of its own, and then looks for any process the demo left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = ("ask #1", "ask #2", "ask #3", "stream", "digest")
+#: A database of its own on the shared PostgreSQL server.
+PG_URL = os.environ.get("AGENTOPS_TEST_DEMO_PG", "postgres://postgres@127.0.0.1:5432/agentops_demo_test")
+#: A Redis database number no other test session uses.
+REDIS_URL = os.environ.get("AGENTOPS_TEST_DEMO_REDIS", "redis://127.0.0.1:6379/14")
+#: Seconds the whole demo may take before the test stops it (a hang, not a speed check).
+RUN_TIMEOUT = 240
+
+pytestmark = pytest.mark.slow
+
+
+def _processes_with_env(marker: str) -> list[str]:
+    """Command lines of live processes whose environment contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
+def run_demo(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``demo.py --once`` with this interpreter (the project's venv) and its own data folder."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CELERY_", "DATABASE_URL"))}
+    environ.update(DEMO_DATA_DIR=str(data_dir), **env)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "demo.py"), "--once"],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # SIGTERM lets the demo stop what it started; kill only if it cannot.
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        pytest.fail(f"demo.py --once did not finish within {RUN_TIMEOUT} s:\n{output}")
+    return subprocess.CompletedProcess(process.args, process.returncode, output, "")
+
+
+def assert_demo_succeeded(result: subprocess.CompletedProcess[str], data_dir: Path) -> None:
+    output = result.stdout
+    assert result.returncode == 0, output
+    assert re.search(r"trace\s+spans\s+tokens\s+duration\s+status\s+check", output), output
+    for label in LABELS:
+        row = re.search(rf"^\s+{re.escape(label)}\s+(.+)$", output, re.MULTILINE)
+        assert row is not None, f"no table row for {label}:\n{output}"
+        assert row.group(1).rstrip().endswith("whole"), f"{label} did not arrive whole:\n{output}"
+    assert "All 5 traces arrived whole" in output, output
+    assert "all stopped" in output, output
+    if Path("/proc").is_dir():
+        deadline = time.monotonic() + 10
+        while (left := _processes_with_env(str(data_dir))) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not left, f"the demo left processes running: {left}"
+
+
+def test_demo_once_runs_every_trace_whole_on_the_embedded_defaults(tmp_path: Path) -> None:
+    """With no server at all (SQLite, filesystem broker, file results), ``demo.py --once`` exits 0.
+
+    Its table lists the three asking requests, the streamed answer and the beat
+    digest, each arrived whole (one root, every parent present, every task run
+    and LLM call there), and no process it started is left running.
+    """
+    data_dir = tmp_path / "demo-data"
+    result = run_demo(data_dir)
+    assert_demo_succeeded(result, data_dir)
+    assert "database sqlite, broker filesystem, result backend file" in result.stdout
+
+
+def _create_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[-1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_demo_once_runs_every_trace_whole_on_postgresql_and_redis(tmp_path: Path) -> None:
+    """``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch the demo to real servers, and it still exits 0."""
+    import redis
+
+    _create_database(PG_URL)
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    data_dir = tmp_path / "demo-data"
+    try:
+        result = run_demo(data_dir, DATABASE_URL=PG_URL, CELERY_BROKER_URL=REDIS_URL)
+    finally:
+        client.flushdb()
+        client.close()
+    assert_demo_succeeded(result, data_dir)
+    assert "database postgresql, broker redis, result backend redis" in result.stdout

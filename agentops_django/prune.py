@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -52,29 +53,25 @@ class PruneResult:
 def retention_defaults() -> tuple[int | None, int | None]:
     """``(days, max_traces)`` from ``AGENTOPS["RETENTION_DAYS"]`` and ``["RETENTION_MAX_TRACES"]``.
 
-    Read through :mod:`agentops_django.conf` when it provides them, else from
-    the ``AGENTOPS`` setting directly; a missing days value falls back to
-    :data:`DEFAULT_RETENTION_DAYS`, a missing count to no count limit.
-    ``None`` (or ``0``) in settings switches a rule off.
+    Read through :func:`agentops_django.conf.get_config` (which merges the
+    user's ``AGENTOPS`` over the documented defaults); should that not know a
+    key, the ``AGENTOPS`` setting itself, then :data:`DEFAULT_RETENTION_DAYS`
+    and no count limit. ``None`` or ``0`` switches a rule off.
     """
-    values: dict[str, object] = {}
     try:
-        from agentops_django import conf
+        from agentops_django.conf import get_config
+
+        config: Any = get_config()
     except ImportError:
-        conf = None
-    getter = getattr(conf, "get", None) or getattr(conf, "get_setting", None)
-    for key in ("RETENTION_DAYS", "RETENTION_MAX_TRACES"):
+        config = None
+    user = getattr(settings, "AGENTOPS", None) or {}
+    values: dict[str, Any] = {}
+    for key, fallback in (("RETENTION_DAYS", DEFAULT_RETENTION_DAYS), ("RETENTION_MAX_TRACES", None)):
         try:
-            if callable(getter):
-                values[key] = getter(key)
-                continue
-        except (KeyError, AttributeError, LookupError):
-            pass
-        user = getattr(settings, "AGENTOPS", None) or {}
-        if key in user:
-            values[key] = user[key]
-    days = values.get("RETENTION_DAYS", DEFAULT_RETENTION_DAYS)
-    keep = values.get("RETENTION_MAX_TRACES")
+            values[key] = config[key]
+        except (KeyError, TypeError):
+            values[key] = user.get(key, fallback)
+    days, keep = values["RETENTION_DAYS"], values["RETENTION_MAX_TRACES"]
     return (int(days) if days else None, int(keep) if keep else None)
 
 

@@ -264,6 +264,21 @@ def test_stream_does_not_keep_its_span_current_in_the_callers_context(
     assert all(span is trace_context.span for span in seen)
 
 
+def test_error_in_the_middle_of_a_stream_is_recorded_and_reraised(
+    spans: CapturedSpans, openai_client: openai.OpenAI
+) -> None:
+    stream = openai_client.chat.completions.create(model="gpt-4o-stream-error", messages=USER, stream=True)
+    with pytest.raises(openai.APIError) as raised:
+        for _chunk in stream:
+            pass
+
+    assert type(raised.value) is openai.APIError
+    span = only_llm_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.ERROR_TYPE] == "APIError"
+    assert span.attributes[semconv.GEN_AI_RESPONSE_ID].startswith("chatcmpl-")  # what arrived is kept
+
+
 def test_chat_stream_helper_is_recorded(spans: CapturedSpans, openai_client: openai.OpenAI) -> None:
     with openai_client.chat.completions.stream(model="gpt-4o-mini", messages=USER) as stream:
         for _event in stream:

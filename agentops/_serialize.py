@@ -141,7 +141,10 @@ def to_plain(value: Any, *, redact_keys: frozenset[str], max_size: int) -> Any:
 def to_json(value: Any, *, redact_keys: frozenset[str], max_size: int) -> str:
     """Encode ``value`` as JSON, redacted and cut to at most ``max_size`` characters.
 
-    A cut payload ends with ``...[truncated N chars]`` so a reader knows.
+    Never raises. A cut payload ends with ``...[truncated N chars]`` (see
+    :func:`truncate`); single strings longer than ``max_size`` are shortened
+    first, so N counts the characters cut from the encoded text, not all
+    that was left out.
     """
     try:
         text = json.dumps(
@@ -156,11 +159,18 @@ def to_json(value: Any, *, redact_keys: frozenset[str], max_size: int) -> str:
 
 
 def truncate(text: str, max_size: int) -> str:
-    """Cut ``text`` to ``max_size`` characters, saying how much was cut."""
+    """Cut ``text`` to at most ``max_size`` characters, ending with how much was cut.
+
+    A cut text ends with ``...[truncated N chars]`` (inside the limit), so a
+    reader knows; it is no longer valid JSON.
+    """
     if len(text) <= max_size:
         return text
-    cut = len(text) - max_size
-    return f"{text[:max_size]}...[truncated {cut} chars]"
+    longest_marker = len(f"...[truncated {len(text)} chars]")
+    if max_size <= longest_marker:
+        return text[:max_size]
+    keep = max_size - longest_marker
+    return f"{text[:keep]}...[truncated {len(text) - keep} chars]"
 
 
 def redact_mapping(values: Mapping[str, Any], redact_keys: frozenset[str]) -> dict[str, Any]:

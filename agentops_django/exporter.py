@@ -336,9 +336,9 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
     if vendor not in ("postgresql", "sqlite"):
         raise DatabaseError(f"the agentops database writer supports PostgreSQL and SQLite, not {vendor}")
     sqlite = vendor == "sqlite"
-    postgres = not sqlite
     rows = _rows.convert(spans, sqlite)
     by_key = {row.key: row for row in rows}
+    inserted: list[_rows.SpanRow] = []
     with _cursor(connection) as cursor:
         if sqlite:
             # Take the write lock first: a deferred transaction that upgrades
@@ -346,20 +346,23 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
             cursor.execute("PRAGMA busy_timeout = 30000")
             cursor.execute("BEGIN IMMEDIATE")
         else:
+            _ensure_stages(connection, cursor)
             cursor.execute("BEGIN")
         try:
-            inserted: list[_rows.SpanRow] = []
-            for start in range(0, len(rows), _rows.CHUNK):
-                chunk = rows[start : start + _rows.CHUNK]
-                cursor.execute(
-                    _rows.insert_spans_sql(len(chunk), postgres),
-                    _rows.flatten(row.values for row in chunk),
-                )
-                inserted.extend(by_key[(trace_id, span_id)] for trace_id, span_id in cursor.fetchall())
+            if sqlite:
+                inserted = _insert_spans_values(cursor, rows, by_key)
+            else:
+                inserted = _insert_spans_copy(cursor, rows, by_key)
             summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), sqlite))
-            for start in range(0, len(summaries), _rows.CHUNK):
-                chunk = summaries[start : start + _rows.CHUNK]
-                cursor.execute(_rows.upsert_traces_sql(len(chunk), postgres), _rows.flatten(chunk))
+            if sqlite:
+                for start in range(0, len(summaries), _rows.CHUNK):
+                    chunk = summaries[start : start + _rows.CHUNK]
+                    cursor.execute(_rows.upsert_traces_sql(len(chunk), postgres=False), _rows.flatten(chunk))
+            elif summaries:
+                with cursor.copy(_rows.copy_sql(_rows.TRACE_STAGE)) as copy:
+                    for summary in summaries:
+                        copy.write_row(summary)
+                cursor.execute(_rows.upsert_traces_sql(0, postgres=True, stage=_rows.TRACE_STAGE))
             cursor.execute("COMMIT")
         except BaseException:
             try:
@@ -368,6 +371,37 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
                 pass
             raise
     return len(inserted)
+
+
+def _insert_spans_values(cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow]) -> list[Any]:
+    """SQLite: multi-row ``INSERT ... VALUES`` in chunks."""
+    inserted = []
+    for start in range(0, len(rows), _rows.CHUNK):
+        chunk = rows[start : start + _rows.CHUNK]
+        cursor.execute(_rows.insert_spans_sql(len(chunk), postgres=False), _rows.flatten(row.values for row in chunk))
+        inserted.extend(by_key[(trace_id, span_id)] for trace_id, span_id in cursor.fetchall())
+    return inserted
+
+
+def _insert_spans_copy(cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow]) -> list[Any]:
+    """PostgreSQL: ``COPY`` into the staging table, then one ``INSERT ... SELECT``."""
+    with cursor.copy(_rows.copy_sql(_rows.SPAN_STAGE)) as copy:
+        for row in rows:
+            copy.write_row(row.values)
+    cursor.execute(_rows.insert_spans_sql(0, postgres=True, stage=_rows.SPAN_STAGE))
+    return [by_key[(trace_id, span_id)] for trace_id, span_id in cursor.fetchall()]
+
+
+def _ensure_stages(connection: Any, cursor: Any) -> None:
+    """Create this session's staging tables once, outside any batch transaction."""
+    raw = connection.connection
+    if getattr(raw, "_agentops_stages", False):
+        return
+    cursor.execute(_rows.CREATE_STAGES_SQL)
+    try:
+        raw._agentops_stages = True
+    except AttributeError:  # a driver object without a __dict__: check again each time
+        pass
 
 
 def get_processor() -> DatabaseSpanProcessor:

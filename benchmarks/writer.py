@@ -1,0 +1,205 @@
+"""Database writer throughput: synthetic finished spans through ``DatabaseSpanProcessor``.
+
+Usage::
+
+    .venv/bin/python benchmarks/writer.py                  # SQLite and PostgreSQL, 1 and 4 processes
+    .venv/bin/python benchmarks/writer.py --spans 20000 --backend sqlite --processes 1
+
+Each run builds the spans first (traces of 10 spans: a request, an agent, LLM
+and tool calls, with attributes like real ones), then times from the first
+``on_end`` until ``force_flush`` returns, and prints stored spans per second.
+With several processes, each forked child writes its share through the
+writer it inherits (as Celery prefork children do); the time is the wall time
+until the last child has flushed. PostgreSQL runs use a scratch database
+(``--pg-name``, created if missing) on 127.0.0.1:5432; SQLite runs a file in
+the temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def configure(backend: str, pg_name: str) -> None:
+    import django
+    from django.conf import settings
+
+    if backend == "postgres":
+        database = {"ENGINE": "django.db.backends.postgresql", "NAME": pg_name, "USER": "postgres", "HOST": "127.0.0.1"}
+        _create_pg_database(pg_name)
+    else:
+        path = os.path.join(tempfile.gettempdir(), f"agentops-bench-{os.getpid()}.sqlite3")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        database = {"ENGINE": "django.db.backends.sqlite3", "NAME": path, "OPTIONS": {"timeout": 60}}
+    settings.configure(
+        DATABASES={"default": database},
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "agentops_django"],
+        USE_TZ=True,
+        AGENTOPS={"ENABLED": False},  # the benchmark drives the processor itself
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    if backend == "postgres":
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE agentops_django_span, agentops_django_trace, agentops_django_writerstats")
+
+
+def _create_pg_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def make_spans(count: int, seed: int) -> list:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    rng = random.Random(seed)
+    resource = Resource.create({"service.name": "bench"})
+    flags = TraceFlags(1)
+    ok = Status(StatusCode.OK)
+    start = time.time_ns()
+    spans = []
+    while len(spans) < count:
+        trace_id = rng.getrandbits(128) | 1
+        root = SpanContext(trace_id, rng.getrandbits(64) | 1, False, flags)
+        agent = SpanContext(trace_id, rng.getrandbits(64) | 1, False, flags)
+        for i in range(8):
+            kind = "llm" if i % 2 else "tool"
+            attributes = {
+                "agentops.span.kind": kind,
+                "gen_ai.request.model": "gpt-4o-mini",
+                "gen_ai.usage.input_tokens": 120 + i,
+                "gen_ai.usage.output_tokens": 30,
+                "gen_ai.usage.cost": 0.0004,
+                "agentops.entity.input": '{"query": "where is my order 1234?"}',
+            }
+            context = SpanContext(trace_id, rng.getrandbits(64) | 1, False, flags)
+            spans.append(
+                ReadableSpan(
+                    f"step{i}.{kind}", context, agent, resource, attributes, kind=SpanKind.INTERNAL, status=ok,
+                    start_time=start + i * 1000, end_time=start + i * 1000 + 900,
+                )
+            )  # fmt: skip
+        spans.append(
+            ReadableSpan("planner.agent", agent, root, resource, {"agentops.span.kind": "agent"}, status=ok,
+                         start_time=start, end_time=start + 10_000)
+        )  # fmt: skip
+        spans.append(
+            ReadableSpan(
+                "GET /orders/<int:pk>/", root, None, resource,
+                {"agentops.span.kind": "request", "http.request.method": "GET", "url.path": "/orders/1/",
+                 "http.response.status_code": 200, "agentops.end_state": "Success"},
+                kind=SpanKind.SERVER, status=ok, start_time=start, end_time=start + 11_000,
+            )
+        )  # fmt: skip
+    return spans[:count]
+
+
+def feed(spans: list) -> tuple[int, float]:
+    from agentops_django.exporter import get_processor
+
+    processor = get_processor()
+    begin = time.perf_counter()
+    for span in spans:
+        processor.on_end(span)
+    if not processor.force_flush(600_000):
+        raise SystemExit("flush did not finish")
+    elapsed = time.perf_counter() - begin
+    stats = processor.stats()
+    if stats["dropped"] or stats["errors"]:
+        print(f"  warning: {stats}", file=sys.stderr)
+    return stats["written"], elapsed
+
+
+def _child(spans: list, barrier: multiprocessing.synchronize.Barrier) -> None:
+    code = 1
+    try:
+        barrier.wait()
+        written, _ = feed(spans)
+        code = 0 if written == len(spans) else 2
+    finally:
+        os._exit(code)
+
+
+def run(count: int, processes: int) -> None:
+    from django.db import connections
+
+    from agentops_django import exporter
+
+    spans = make_spans(count, seed=processes)
+    if processes == 1:
+        written, elapsed = feed(spans)
+    else:
+        connections.close_all()
+        context = multiprocessing.get_context("fork")
+        barrier = context.Barrier(processes + 1)
+        children = [context.Process(target=_child, args=(spans[i::processes], barrier)) for i in range(processes)]
+        for child in children:
+            child.start()
+        barrier.wait()
+        begin = time.perf_counter()
+        for child in children:
+            child.join()
+        elapsed = time.perf_counter() - begin
+        if any(child.exitcode for child in children):
+            raise SystemExit(f"a child failed: {[c.exitcode for c in children]}")
+        written = count
+    exporter._processor = None  # a fresh writer for the next run
+    print(f"  {processes} process(es): {written} spans in {elapsed:.2f} s = {written / elapsed:,.0f} spans/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--processes", default="1,4", help="comma-separated process counts")
+    parser.add_argument("--pg-name", default="agentops_bench")
+    parser.add_argument("--batch-size", type=int, default=None)
+    args = parser.parse_args()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    if len(backends) > 1:
+        # Django is configured once per process: run each backend in its own.
+        for backend in backends:
+            argv = [a for a in sys.argv[1:] if not a.startswith("--backend")]
+            code = os.spawnv(os.P_WAIT, sys.executable, [sys.executable, __file__, *argv, f"--backend={backend}"])
+            if code:
+                raise SystemExit(code)
+        return
+    configure(backends[0], args.pg_name)
+    from django.conf import settings
+
+    settings.AGENTOPS = {
+        "ENABLED": False,
+        "QUEUE_SIZE": args.spans + 1,
+        "BATCH_SIZE": args.batch_size or 1_000,
+        "BATCH_INTERVAL": 0.05,
+    }
+    from agentops_django.conf import get_config
+
+    get_config.cache_clear()
+    print(f"{backends[0]}: {args.spans} spans, batch size {get_config().batch_size}")
+    for processes in (int(p) for p in args.processes.split(",")):
+        run(args.spans, processes)
+
+
+if __name__ == "__main__":
+    main()

@@ -270,7 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(body.get("model", ""))
         ident = f"chatcmpl-{self.server.next_id():06d}"
         finish = "length" if answer.truncated else "stop"
-        n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 0) > 0 else 1
+        requested_n = body.get("n")
+        n = requested_n if isinstance(requested_n, int) and requested_n > 0 else 1
         usage = {
             "prompt_tokens": answer.input_tokens,
             "completion_tokens": answer.output_tokens * n,
@@ -278,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if not body.get("stream"):
             time.sleep(answer.delay)
-            message = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
+            message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
             self._send_json(
                 200,
                 {
@@ -596,8 +597,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (0 picks a free one)")
     options = parser.parse_args(argv)
     server = _Server((options.host, options.port))
-    host, port = server.server_address[:2]
-    print(f"stand-in LLM server listening on http://{host}:{port}/v1", flush=True)
+    port = server.server_address[1]
+    print(f"stand-in LLM server listening on http://{options.host}:{port}/v1", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

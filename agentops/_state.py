@@ -107,6 +107,7 @@ state = _State()
 
 
 def is_initialized() -> bool:
+    """Whether ``init()`` has run (and ``reset()`` has not run since)."""
     return state.config is not None
 
 
@@ -239,10 +240,12 @@ def add_span_processor(processor: SpanProcessor) -> None:
 
 
 def remove_span_processor(processor: SpanProcessor) -> None:
+    """Stop sending spans to a processor added with :func:`add_span_processor` (it is not shut down)."""
     state.dispatcher.remove(processor)
 
 
 def span_processors() -> Sequence[SpanProcessor]:
+    """The processors agentops' dispatcher forwards to, in order."""
     return state.dispatcher.processors
 
 

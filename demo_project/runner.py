@@ -235,7 +235,11 @@ def _run(args: argparse.Namespace, children: list[Child]) -> int:
         return 1
     _say(f"Open {admin} and log in as {ADMIN_USER} / {ADMIN_PASSWORD}.")
     _say(f"Ask your own questions at {base}/ . New traces are listed below as they settle. Ctrl-C stops everything.")
-    _follow(children, seen={r.expected.trace_id for r in reports}, since=started)
+    from agentops_django.models import Trace
+
+    # The visitor's page views are traces too; list only what comes next.
+    seen = set(Trace.objects.filter(started_at__gte=started).values_list("trace_id", flat=True))
+    _follow(children, seen=seen, since=started)
     return 0
 
 
@@ -272,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parse(argv)
     children: list[Child] = []
+    # Ctrl-C must reach us even when started from a shell that ignores it for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_exit)
     with contextlib.suppress(ValueError, AttributeError):
         signal.signal(signal.SIGHUP, _raise_exit)

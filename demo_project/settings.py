@@ -96,6 +96,8 @@ else:
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport, writing each message atomically (see demo_project/broker.py).
+    CELERY_BROKER_TRANSPORT = "demo_project.broker:Transport"
     _queue = DATA_DIR / "broker" / "queue"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue),

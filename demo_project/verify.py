@@ -93,13 +93,15 @@ def inspect(expected: Expected) -> Report:
     ids = {span["span_id"] for span in spans}
     roots = [span for span in spans if not span["parent_span_id"]]
     orphans = [span for span in spans if span["parent_span_id"] and span["parent_span_id"] not in ids]
-    if len(roots) != 1:
+    if not roots:
+        missing.append("no root span yet")
+    elif len(roots) > 1:
         missing.append(f"{len(roots)} root spans, not 1")
     elif roots[0]["kind"] != expected.root_kind:
         missing.append(f"root is a {roots[0]['kind'] or 'span'} span, not a {expected.root_kind} span")
     if orphans:
         missing.append(
-            f"{len(orphans)} spans whose parent is missing ({', '.join(sorted({s['name'] for s in orphans}))})"
+            f"{len(orphans)} span(s) whose parent is missing ({', '.join(sorted({s['name'] for s in orphans}))})"
         )
 
     task_spans = [span for span in spans if span["kind"] == SpanKind.CELERY_TASK]

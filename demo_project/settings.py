@@ -118,6 +118,8 @@ else:
     CELERY_RESULT_BACKEND = "file://" + str(DATA_DIR / "results")
 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+#: A queue of the demo's own, so that on a shared broker it neither takes nor leaves others' messages.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DEMO_CELERY_QUEUE", "demo-research")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import Token
 from typing import Any
 
@@ -34,6 +35,7 @@ from agentops._state import state
 from agentops._traces import TraceContext, close_trace, new_trace
 from agentops.semconv import SpanKind, TraceState
 
+logger = logging.getLogger(__name__)
 _TRACE_KINDS = frozenset({SpanKind.TRACE, SpanKind.SESSION})
 
 
@@ -128,7 +130,10 @@ class _Spec:
         if version is not None:
             self.attributes[semconv.AGENTOPS_ENTITY_VERSION] = str(version)
         if cost is not None:
-            self.attributes[semconv.AGENTOPS_TOOL_COST] = float(cost)
+            try:
+                self.attributes[semconv.AGENTOPS_TOOL_COST] = float(cost)
+            except (TypeError, ValueError):
+                logger.warning("agentops: cost=%r of %s is not a number; not recorded", cost, entity_name)
         if tags and kind not in _TRACE_KINDS:
             self.attributes[semconv.AGENTOPS_TAGS] = _tag_list(tags)
         try:
@@ -162,9 +167,11 @@ class _Spec:
 def _tag_list(tags: Any) -> list[str]:
     if isinstance(tags, str):
         return [tags]
-    if isinstance(tags, dict):
+    if isinstance(tags, Mapping):
         return [f"{k}:{v}" for k, v in tags.items()]
-    return [str(t) for t in tags]
+    if isinstance(tags, Iterable):
+        return [str(t) for t in tags]
+    return [str(tags)]
 
 
 def _active() -> bool:

@@ -66,7 +66,10 @@ def _end(trace_context: TraceContext, end_state: Any, extra: dict[str, Any]) -> 
             for key, value in extra.items():
                 span.set_attribute(f"{semconv.AGENTOPS_STATUS_PREFIX}{key}", str(value))
     end_trace(trace_context, end_state)
-    flush(5_000)
+    if current_scope() is None:
+        # A script may exit right after end_session(); inside a request or
+        # task the framework integration flushes, and the caller must not wait.
+        flush(5_000)
 
 
 def start_session(tags: Any = None) -> Session:
@@ -131,7 +134,8 @@ def end_session(session_or_status: Any = None, **kwargs: Any) -> None:
 def end_all_sessions(end_state: Any = TraceState.SUCCESS) -> None:
     """End every active session and trace of the caller's scope."""
     end_trace(None, end_state)
-    flush(5_000)
+    if current_scope() is None:
+        flush(5_000)
 
 
 __all__ = ["Session", "end_all_sessions", "end_session", "start_session"]

@@ -165,7 +165,9 @@ def new_trace(
 ) -> TraceContext:
     """Create and register a trace without making it current (see :func:`start_trace`)."""
     parent_context = context_api.get_current()
-    scope = current_scope(parent_context)
+    # The init session belongs to the process, never to the request or task
+    # that happened to call init().
+    scope = None if is_init_trace else current_scope(parent_context)
     # Inside a request/task: a child of the current span, so the request is one
     # picture. Anywhere else a new root, whatever is current (the init session,
     # another trace, a foreign span): nothing nests by accident.

@@ -235,3 +235,19 @@ def test_init_returns_a_trace_context_usable_with_end_trace() -> None:
     init_trace = agentops.init()
     agentops.end_trace(init_trace, "Success")
     assert agentops.active_traces() == []
+
+
+def test_init_called_inside_a_request_starts_a_root_session_the_request_cannot_end() -> None:
+    from opentelemetry import context as context_api
+
+    from agentops._traces import context_with_scope
+
+    agentops.init(auto_start_session=False)  # so that the request span records
+    request_span = agentops.get_tracer().start_span("GET /", context=context_api.Context())
+    token = context_api.attach(context_with_scope(request_span, "request"))
+    init_trace = agentops.init()  # e.g. a lazy init() in a view
+    agentops.end_trace()  # the request ends "all its traces"
+    context_api.detach(token)
+    request_span.end()
+    assert init_trace.span.parent is None
+    assert not init_trace.ended

@@ -651,3 +651,15 @@ def test_decorated_generator_functions_are_still_generator_functions() -> None:
 
 def test_a_decorated_method_keeps_its_signature_through_the_instance() -> None:
     assert str(inspect.signature(Shop("s").buy)) == "(item: 'str') -> 'str'"
+
+
+def test_an_unusable_cost_is_ignored_with_a_warning_not_raised_at_import(
+    spans: CapturedSpans, caplog: pytest.LogCaptureFixture
+) -> None:
+    @agentops.tool(cost="cheap")
+    def lookup() -> None:
+        pass
+
+    lookup()
+    assert semconv.AGENTOPS_TOOL_COST not in spans.one("lookup.tool").attributes
+    assert "cheap" in caplog.text

@@ -121,9 +121,13 @@ class Adapter:
         return bool(self.stream_types) and isinstance(result, self.stream_types)
 
 
-def _content_json(value: Any) -> str | None:
+def _content_json(produce: Callable[[], Any]) -> str | None:
+    """JSON of what ``produce()`` returns, or None when content capture is off (then it is not called)."""
     config = state.config
-    if config is None or not config.capture_content or value is None:
+    if config is None or not config.capture_content:
+        return None
+    value = produce()
+    if value is None:
         return None
     return to_json(value, redact_keys=config.redact_keys, max_size=config.max_payload_size)
 
@@ -153,7 +157,7 @@ class LLMCall:
         self.span = get_tracer().start_span(name, kind=OtelSpanKind.CLIENT, attributes=_clean(attributes))
         self.context = trace_api.set_span_in_context(self.span)
         if self.span.is_recording():
-            messages = _content_json(adapter.input_messages(kwargs))
+            messages = _content_json(lambda: adapter.input_messages(kwargs))
             if messages is not None:
                 self.span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, messages)
 
@@ -171,7 +175,7 @@ class LLMCall:
         with capture_internal_exceptions(f"{self.adapter.system} response"):
             if self.span.is_recording():
                 self.span.set_attributes(_clean(self.adapter.response_attributes(result)))
-                messages = _content_json(self.adapter.output_messages(result))
+                messages = _content_json(lambda: self.adapter.output_messages(result))
                 if messages is not None:
                     self.span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, messages)
         self.span.end()
@@ -205,7 +209,7 @@ class LLMCall:
             accumulator.finish()
             if self.span.is_recording():
                 self.span.set_attributes(_clean(accumulator.attributes))
-                messages = _content_json(accumulator.output)
+                messages = _content_json(lambda: accumulator.output)
                 if messages is not None:
                     self.span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, messages)
         self.span.end()

@@ -167,6 +167,9 @@ def _answer(body: dict[str, Any], all_input: str, last_user: str, limit: Any) ->
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY each
+    # answer would wait for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     # Idle keep-alive connections are dropped after this many seconds.
     timeout = 30
 

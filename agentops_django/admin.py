@@ -204,10 +204,10 @@ class TraceAdmin(admin.ModelAdmin):
         "display_name",
         "root_kind",
         "status_badge",
-        "started_at",
+        "started",
         "duration",
-        "span_count",
-        "error_count",
+        "spans",
+        "errors",
         "tokens",
         "cost_display",
     )
@@ -216,7 +216,7 @@ class TraceAdmin(admin.ModelAdmin):
     search_fields = ("trace_id",)  # shows the box; get_search_results does the work
     search_help_text = "A trace id (or its first 6+ hex digits), a name prefix, or tag:NAME."
     ordering = ("-started_at",)
-    sortable_by = ("started_at",)
+    sortable_by = ("started",)
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -242,11 +242,31 @@ class TraceAdmin(admin.ModelAdmin):
             '<span class="ao-status ao-status--{}">{}</span>', str(obj.status).lower(), obj.get_status_display()
         )
 
+    @admin.display(description="Started", ordering="started_at")
+    def started(self, obj: Trace) -> str:
+        local = timezone.localtime(obj.started_at)
+        return format_html(
+            '<time datetime="{}" title="{}">{}</time>',
+            obj.started_at.isoformat(),
+            local.isoformat(sep=" ", timespec="milliseconds"),
+            local.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+
     @admin.display(description="Duration")
     def duration(self, obj: Trace) -> str:
         return format_duration(obj.duration_ms)
 
-    @admin.display(description="LLM tokens")
+    @admin.display(description="Spans")
+    def spans(self, obj: Trace) -> str:
+        return f"{obj.span_count:,}"
+
+    @admin.display(description="Errors")
+    def errors(self, obj: Trace) -> str:
+        if not obj.error_count:
+            return "0"
+        return format_html('<span class="ao-err-text">{}</span>', f"{obj.error_count:,}")
+
+    @admin.display(description="Tokens")
     def tokens(self, obj: Trace) -> str:
         if not obj.total_tokens:
             return DASH
@@ -355,7 +375,7 @@ class TraceAdmin(admin.ModelAdmin):
             "trace": trace,
             "waterfall": waterfall,
             "rows": [self._row_context(row, span_url) for row in shown],
-            "ticks": [(f"{pct:.2f}", format_duration(ms)) for pct, ms in waterfall.ticks()],
+            "ticks": [(f"{pct:.2f}", format_duration(ms) if ms else "0") for pct, ms in waterfall.ticks()],
             "offset": offset,
             "first_shown": offset + 1,
             "last_shown": offset + len(shown),
@@ -363,6 +383,11 @@ class TraceAdmin(admin.ModelAdmin):
             "next_url": "?" + urlencode({"offset": offset + ROWS_PER_PAGE}) if more > 0 else "",
             "prev_url": "?" + urlencode({"offset": max(0, offset - ROWS_PER_PAGE)}) if offset else "",
             "totals": waterfall.totals,
+            "tokens": {
+                "total": f"{waterfall.totals.total_tokens:,}",
+                "input": f"{waterfall.totals.input_tokens:,}",
+                "output": f"{waterfall.totals.output_tokens:,}",
+            },
             "totals_rule": TOTALS_RULE,
             "duration": format_duration(trace.duration_ms if trace.duration_ms is not None else waterfall.total_ms),
             "total_cost": format_cost(waterfall.totals.cost),
@@ -372,6 +397,8 @@ class TraceAdmin(admin.ModelAdmin):
             "has_delete_permission": self.has_delete_permission(request, trace),
             "delete_url": reverse("admin:agentops_django_trace_delete", args=[trace.pk]),
             "is_popup": False,
+            # The waterfall needs the width more than the app list does.
+            "is_nav_sidebar_enabled": False,
             "to_field": None,
             **(extra_context or {}),
         }
@@ -517,7 +544,7 @@ def _messages(value: Any) -> list[dict[str, Any]]:
                 content = json.dumps(content, indent=2, ensure_ascii=False, default=str)
         else:
             role, content = "", json.dumps(message, ensure_ascii=False, default=str)
-        messages.append({"role": role, "content": content, "long": len(content) > 600})
+        messages.append({"role": role, "content": content, "long": len(content) > 600, "size": f"{len(content):,}"})
     return messages
 
 

@@ -47,7 +47,7 @@ def make_trace(name: str = "checkout", *, started_at: dt.datetime | None = None,
         "kind": "request",
         "root_span_id": "",
         "started_at": started_at,
-        "ended_at": started_at + dt.timedelta(milliseconds=duration),
+        "ended_at": started_at + dt.timedelta(milliseconds=duration) if duration is not None else None,
         "duration_ms": duration,
         "tags": tags,
         "tags_text": "|" + "|".join(tags) + "|" if tags else "",
@@ -618,7 +618,7 @@ def test_the_trace_page_totals_tokens_and_cost_of_llm_spans_by_the_stated_rule(a
     totals = response.context["totals"]
     assert (totals.llm_calls, totals.input_tokens, totals.output_tokens) == (2, 1030, 180)
     html = response.content.decode()
-    assert "1210" in html and "$0.0021" in html
+    assert "1,210" in html and "$0.0021" in html
     assert "only" in html and "counted twice" in html
 
 

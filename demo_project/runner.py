@@ -291,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"\nerror: {error}")
     except Exception as error:  # the demo must explain itself and still clean up
         _say(f"\nerror: {type(error).__name__}: {error}")
+        for child in children:
+            _say(f"--- {child.name} log ({child.log_path}), last lines ---\n{child.tail(15)}")
         if os.environ.get("DEMO_DEBUG"):
             raise
     finally:

@@ -30,6 +30,8 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "agentops-demo"
 #: Seconds the digest waits between runs under ``--once`` (``DEMO_DIGEST_INTERVAL`` overrides).
 ONCE_DIGEST_INTERVAL = "10"
+#: Files held open for the life of the process (the data folder's lock).
+_held: list[Any] = []
 
 
 def _say(message: str = "") -> None:
@@ -99,16 +101,39 @@ def _setup_database() -> None:
         user.save()
 
 
+def _lock_data_dir(data_dir: Path) -> None:
+    """Hold an exclusive lock on the data folder for as long as this process lives.
+
+    Raises:
+        RuntimeError: Another demo is running on the same folder.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "demo.lock", "w")
+    _held.append(handle)  # closing it would release the lock
+    try:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # not POSIX: run without the lock
+        return
+    except OSError:
+        _held.remove(handle)
+        handle.close()
+        raise RuntimeError(f"another demo is running with the data folder {data_dir}") from None
+
+
 def _clear_embedded_broker() -> None:
-    """Drop messages a previous, interrupted run left in the embedded broker's folder."""
+    """Drop what a previous run left in the embedded broker's and result backend's folders."""
     from django.conf import settings
 
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
-    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        return
-    for key in ("data_folder_in", "control_folder"):
-        folder = Path(options.get(key, ""))
-        if folder.is_dir() and folder.is_relative_to(settings.DATA_DIR):
+    folders: list[Path] = []
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        folders += [Path(options.get(key, "")) for key in ("data_folder_in", "control_folder", "processed_folder")]
+    if settings.CELERY_RESULT_BACKEND.startswith("file://"):
+        folders.append(Path(settings.CELERY_RESULT_BACKEND.removeprefix("file://")))
+    for folder in folders:
+        if folder.is_dir() and folder.resolve().is_relative_to(settings.DATA_DIR):
             for entry in folder.iterdir():
                 if entry.is_file():
                     entry.unlink(missing_ok=True)
@@ -186,6 +211,9 @@ def _run(args: argparse.Namespace, children: list[Child]) -> int:
     stand_in = _prepare_environment(args.once)
     started = datetime.now(UTC) - timedelta(seconds=1)
     _say("==> preparing the database")
+    from django.conf import settings
+
+    _lock_data_dir(settings.DATA_DIR)
     _setup_database()
     _clear_embedded_broker()
     from django.conf import settings

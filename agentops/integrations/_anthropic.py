@@ -16,6 +16,7 @@ agentops span is current while the request is sent, that span is its child.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -62,6 +63,14 @@ def _input_tokens(usage: Any) -> int | None:
         if value is not None:
             total = (total or 0) + value
     return total
+
+
+def _parse_json(text: str) -> Any:
+    """A tool call's streamed arguments as the object a complete response has (the text if cut short)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _blocks_message(blocks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -135,7 +144,7 @@ class MessageAccumulator(Accumulator):
         blocks = []
         for _, block in sorted(self._blocks.items()):
             if block["json"]:
-                block = {**block, "input": "".join(block["json"])}
+                block = {**block, "input": _parse_json("".join(block["json"]))}
             blocks.append(block)
         if blocks:
             self.output = [_blocks_message(blocks)]

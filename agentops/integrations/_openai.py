@@ -128,7 +128,12 @@ class ChatAccumulator(Accumulator):
         }
         output = []
         for choice in choices:
-            message: dict[str, Any] = {"role": choice["role"], "content": "".join(choice["content"])}
+            text = "".join(choice["content"])
+            # As in a complete response: no text beside tool calls is null, not "".
+            message: dict[str, Any] = {
+                "role": choice["role"],
+                "content": text or (None if choice["tool_calls"] else ""),
+            }
             if choice["tool_calls"]:
                 message["tool_calls"] = [
                     {"id": slot["id"], "name": slot["name"], "arguments": "".join(slot["arguments"])}

@@ -27,7 +27,10 @@ answers that status with an error body shaped like the API's;
 latency, spread over the chunks of a stream; ``cached-<n>`` reports ``n``
 input tokens read from the prompt cache (besides the counted ones);
 ``stream-error`` makes a stream fail after its first piece of text, with the
-error event each API sends. Every request is kept in
+error event each API sends. A request offering ``tools`` whose last turn is the
+user's own words gets a call of the first tool, with arguments
+``{"query": <last user text>}``; once the tool result is sent back, the answer
+is text again. Every request is kept in
 :attr:`LLMServer.requests`.
 """
 
@@ -100,10 +103,13 @@ class _Answer:
     truncated: bool
     delay: float = 0.0
     chunks: list[str] = field(default_factory=list)
+    #: The tool the answer calls (then ``text`` is empty), and its JSON arguments.
+    tool: str | None = None
+    arguments: str = ""
 
     @property
     def output_tokens(self) -> int:
-        return len(self.words)
+        return count_tokens(self.arguments) if self.tool else len(self.words)
 
 
 def count_tokens(text: str) -> int:
@@ -148,7 +154,34 @@ def _messages_text(messages: Any) -> tuple[str, str]:
     return " ".join(everything), last_user
 
 
-def _answer(body: dict[str, Any], all_input: str, last_user: str, limit: Any) -> _Answer:
+def _first_tool(tools: Any) -> str | None:
+    """The name of the first tool offered (chat, Responses and Anthropic shapes)."""
+    if not isinstance(tools, list) or not tools or not isinstance(tools[0], dict):
+        return None
+    function = tools[0].get("function")
+    name = function.get("name") if isinstance(function, dict) else tools[0].get("name")
+    return name if isinstance(name, str) and name else None
+
+
+def _tool_to_call(body: dict[str, Any], messages: Any) -> str | None:
+    """The tool to call: the first one offered, when the last turn is the user's own words."""
+    name = _first_tool(body.get("tools"))
+    if name is None or body.get("tool_choice") == "none":
+        return None
+    if isinstance(messages, str):
+        return name
+    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+        return None
+    last = messages[-1]
+    if last.get("role", "user") != "user" or last.get("type", "message") != "message":
+        return None  # a tool result (or an assistant turn): answer in words
+    content = last.get("content")
+    if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "tool_result" for p in content):
+        return None
+    return name
+
+
+def _answer(body: dict[str, Any], all_input: str, last_user: str, limit: Any, tool: str | None = None) -> _Answer:
     text = f"Echo: {last_user}" if last_user.strip() else "Hello! How can I help?"
     words = text.split()
     truncated = False
@@ -160,6 +193,12 @@ def _answer(body: dict[str, Any], all_input: str, last_user: str, limit: Any) ->
     match = _SLOW_MODEL.search(str(body.get("model", "")))
     if match:
         delay = int(match.group(1)) / 1000.0
+    if tool is not None:
+        arguments = json.dumps({"query": last_user})
+        half = len(arguments) // 2
+        return _Answer(
+            "", [], count_tokens(all_input), False, delay, [arguments[:half], arguments[half:]], tool, arguments
+        )
     chunks = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
     return _Answer(text, words, count_tokens(all_input), truncated, delay, chunks)
 
@@ -269,10 +308,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat_completions(self, body: dict[str, Any]) -> None:
         all_input, last_user = _messages_text(body.get("messages"))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        answer = _answer(body, all_input, last_user, limit)
+        tool = _tool_to_call(body, body.get("messages"))
+        answer = _answer(body, all_input, last_user, limit, tool)
         model = str(body.get("model", ""))
-        ident = f"chatcmpl-{self.server.next_id():06d}"
-        finish = "length" if answer.truncated else "stop"
+        number = self.server.next_id()
+        ident = f"chatcmpl-{number:06d}"
+        call_id = f"call_{number:06d}"
+        finish = "tool_calls" if tool else "length" if answer.truncated else "stop"
         requested_n = body.get("n")
         n = requested_n if isinstance(requested_n, int) and requested_n > 0 else 1
         usage = {
@@ -283,6 +325,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("stream"):
             time.sleep(answer.delay)
             message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
+            if tool:
+                function = {"name": tool, "arguments": answer.arguments}
+                message["content"] = None
+                message["tool_calls"] = [{"id": call_id, "type": "function", "function": function}]
             self._send_json(
                 200,
                 {
@@ -318,13 +364,22 @@ class _Handler(BaseHTTPRequestHandler):
 
         def events() -> Iterator[tuple[str | None, Any]]:
             for i in range(n):
-                yield None, chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+                first: dict[str, Any] = {"role": "assistant", "content": ""}
+                if tool:
+                    function = {"name": tool, "arguments": ""}
+                    first = {"role": "assistant", "content": None, "tool_calls": [
+                        {"index": 0, "id": call_id, "type": "function", "function": function}
+                    ]}  # fmt: skip
+                yield None, chunk([{"index": i, "delta": first, "finish_reason": None}])
             for number, piece in enumerate(answer.chunks):
                 if number == 1 and midstream_error:
                     yield None, {"error": {"message": "stand-in stream error", "type": "server_error"}}
                     return
+                delta: dict[str, Any] = {"content": piece}
+                if tool:
+                    delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
                 for i in range(n):
-                    yield None, chunk([{"index": i, "delta": {"content": piece}, "finish_reason": None}])
+                    yield None, chunk([{"index": i, "delta": delta, "finish_reason": None}])
             for i in range(n):
                 yield None, chunk([{"index": i, "delta": {}, "finish_reason": finish}])
             if include_usage:
@@ -339,10 +394,21 @@ class _Handler(BaseHTTPRequestHandler):
         instructions = body.get("instructions")
         if isinstance(instructions, str):
             all_input = f"{instructions} {all_input}"
-        answer = _answer(body, all_input, last_user, body.get("max_output_tokens"))
+        tool = _tool_to_call(body, body.get("input"))
+        answer = _answer(body, all_input, last_user, body.get("max_output_tokens"), tool)
         number = self.server.next_id()
         ident = f"resp_{number:06d}"
         item_id = f"msg_{number:06d}"
+
+        def function_call(arguments: str, status: str) -> dict[str, Any]:
+            return {
+                "id": f"fc_{number:06d}",
+                "type": "function_call",
+                "status": status,
+                "call_id": f"call_{number:06d}",
+                "name": tool,
+                "arguments": arguments,
+            }
 
         def message(text: str, status: str) -> dict[str, Any]:
             return {
@@ -388,7 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
             "total_tokens": answer.input_tokens + answer.output_tokens,
         }
         final_status = "incomplete" if answer.truncated else "completed"
-        final = response(final_status, [message(answer.text, "completed")], usage)
+        final_item = function_call(answer.arguments, "completed") if tool else message(answer.text, "completed")
+        final = response(final_status, [final_item], usage)
         if not body.get("stream"):
             time.sleep(answer.delay)
             self._send_json(200, final)
@@ -401,6 +468,15 @@ class _Handler(BaseHTTPRequestHandler):
         def events() -> Iterator[tuple[str | None, Any]]:
             yield event("response.created", response=response("in_progress", [], None))
             yield event("response.in_progress", response=response("in_progress", [], None))
+            if tool:
+                where_call = {"item_id": f"fc_{number:06d}", "output_index": 0}
+                yield event("response.output_item.added", output_index=0, item=function_call("", "in_progress"))
+                for piece in answer.chunks:
+                    yield event("response.function_call_arguments.delta", **where_call, delta=piece)
+                yield event("response.function_call_arguments.done", **where_call, arguments=answer.arguments)
+                yield event("response.output_item.done", output_index=0, item=final_item)
+                yield event("response.completed", response=final)
+                return
             yield event("response.output_item.added", output_index=0, item=message("", "in_progress"))
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             where = {"item_id": item_id, "output_index": 0, "content_index": 0}
@@ -421,9 +497,12 @@ class _Handler(BaseHTTPRequestHandler):
         system_text = _text_of(system)
         if system_text:
             all_input = f"{system_text} {all_input}"
-        answer = _answer(body, all_input, last_user, body.get("max_tokens"))
-        ident = f"msg_{self.server.next_id():06d}"
-        stop = "max_tokens" if answer.truncated else "end_turn"
+        tool = _tool_to_call(body, body.get("messages"))
+        answer = _answer(body, all_input, last_user, body.get("max_tokens"), tool)
+        number = self.server.next_id()
+        ident = f"msg_{number:06d}"
+        stop = "tool_use" if tool else "max_tokens" if answer.truncated else "end_turn"
+        tool_block: dict[str, Any] = {"type": "tool_use", "id": f"toolu_{number:06d}", "name": tool, "input": {}}
         model = str(body.get("model", ""))
         cached = _CACHED_MODEL.search(model)
         usage = {
@@ -448,25 +527,29 @@ class _Handler(BaseHTTPRequestHandler):
 
         if not body.get("stream"):
             time.sleep(answer.delay)
-            self._send_json(200, message([{"type": "text", "text": answer.text}], stop, usage))
+            if tool:
+                content = [{**tool_block, "input": json.loads(answer.arguments)}]
+            else:
+                content = [{"type": "text", "text": answer.text}]
+            self._send_json(200, message(content, stop, usage))
             return
 
         def events() -> Iterator[tuple[str | None, Any]]:
             start_usage = {**usage, "output_tokens": 1}
             yield "message_start", {"type": "message_start", "message": message([], None, start_usage)}
-            yield (
-                "content_block_start",
-                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-            )
+            block = tool_block if tool else {"type": "text", "text": ""}
+            yield "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
             yield "ping", {"type": "ping"}
-            for number, piece in enumerate(answer.chunks):
-                if number == 1 and _STREAM_ERROR in model:
+            for position, piece in enumerate(answer.chunks):
+                if position == 1 and _STREAM_ERROR in model:
                     yield "error", {"type": "error", "error": {"type": "overloaded_error", "message": "stand-in"}}
                     return
-                yield (
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                delta = (
+                    {"type": "input_json_delta", "partial_json": piece}
+                    if tool
+                    else {"type": "text_delta", "text": piece}
                 )
+                yield "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
             yield "content_block_stop", {"type": "content_block_stop", "index": 0}
             yield (
                 "message_delta",

@@ -131,6 +131,36 @@ def test_the_clients_own_span_nests_under_the_llm_span(
     assert client_span.parent.span_id == llm_span.context.span_id
 
 
+SEARCH_TOOL = {"name": "search", "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_use_is_recorded_the_same_whether_streamed_or_not(
+    spans: CapturedSpans, anthropic_client: anthropic.Anthropic, stream: bool
+) -> None:
+    if stream:
+        with anthropic_client.messages.stream(
+            model="claude-test", max_tokens=64, messages=USER, tools=[SEARCH_TOOL]
+        ) as message_stream:
+            message = message_stream.get_final_message()
+    else:
+        message = anthropic_client.messages.create(
+            model="claude-test", max_tokens=64, messages=USER, tools=[SEARCH_TOOL]
+        )
+
+    span = only_llm_span(spans)
+    assert list(span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ["tool_use"]
+    assert json.loads(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": message.content[0].id, "name": "search", "arguments": {"query": "Name three rivers"}}
+            ],
+        }
+    ]
+
+
 # --- streaming ---------------------------------------------------------------------
 
 

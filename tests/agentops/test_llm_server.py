@@ -69,6 +69,40 @@ def test_streams_deliver_the_same_text_as_plain_answers(
     assert chat_text == response_text == message_text == "Echo: stream me please"
 
 
+def test_offered_tools_are_called_first_and_their_results_answered(
+    openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic
+) -> None:
+    chat_tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    asked = [{"role": "user", "content": "rivers"}]
+    first = openai_client.chat.completions.create(model="gpt-4o", messages=asked, tools=[chat_tool])
+    (call,) = first.choices[0].message.tool_calls
+    answered = [
+        *asked,
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "Seine"},
+    ]
+    second = openai_client.chat.completions.create(model="gpt-4o", messages=answered, tools=[chat_tool])
+
+    assert (call.function.name, json.loads(call.function.arguments)) == ("lookup", {"query": "rivers"})
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert second.choices[0].message.content == "Echo: rivers"
+
+    tool = {"name": "lookup", "input_schema": {"type": "object"}}
+    use = anthropic_client.messages.create(model="claude-test", max_tokens=50, messages=asked, tools=[tool])
+    result = {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": use.content[0].id, "content": "Seine"}],
+    }
+    reply = anthropic_client.messages.create(
+        model="claude-test",
+        max_tokens=50,
+        tools=[tool],
+        messages=[*asked, {"role": "assistant", "content": [use.content[0].model_dump()]}, result],
+    )
+    assert (use.stop_reason, use.content[0].input) == ("tool_use", {"query": "rivers"})
+    assert reply.content[0].text == "Echo: Seine"
+
+
 @pytest.mark.parametrize("status", [400, 401, 404, 429, 500, 503])
 def test_error_models_get_that_status_with_an_api_shaped_body(
     openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic, status: int

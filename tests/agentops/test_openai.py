@@ -290,6 +290,38 @@ def test_chat_stream_helper_is_recorded(spans: CapturedSpans, openai_client: ope
     assert json.loads(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])[0]["content"] == final.choices[0].message.content
 
 
+SEARCH_TOOL = {
+    "type": "function",
+    "function": {"name": "search", "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}},
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls_are_recorded_the_same_whether_streamed_or_not(
+    spans: CapturedSpans, openai_client: openai.OpenAI, stream: bool
+) -> None:
+    result = openai_client.chat.completions.create(model="gpt-4o", messages=USER, tools=[SEARCH_TOOL], stream=stream)
+    if stream:
+        for _chunk in result:
+            pass
+
+    span = only_llm_span(spans)
+    assert list(span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ["tool_calls"]
+    (message,) = json.loads(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES])
+    assert message == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": message["tool_calls"][0]["id"],
+                "name": "search",
+                "arguments": json.dumps({"query": "What is the capital of France?"}),
+            }
+        ],
+    }
+    assert message["tool_calls"][0]["id"].startswith("call_")
+
+
 # --- responses API -----------------------------------------------------------------
 
 
@@ -349,6 +381,18 @@ async def test_async_responses_call_and_stream_helper_are_recorded(
     assert second.name == "chat gpt-4.1-mini"
     assert second.attributes[semconv.GEN_AI_REQUEST_STREAM] is True
     assert second.attributes[semconv.GEN_AI_RESPONSE_ID] == final.id
+
+
+def test_responses_function_call_is_recorded_as_a_tool_call(spans: CapturedSpans, openai_client: openai.OpenAI) -> None:
+    tool = {"type": "function", "name": "search", "parameters": {"type": "object", "properties": {}}}
+    response = openai_client.responses.create(model="gpt-4.1", input="find rivers", tools=[tool])
+
+    (message,) = json.loads(only_llm_span(spans).attributes[semconv.GEN_AI_OUTPUT_MESSAGES])
+    call = response.output[0]
+    assert message == {
+        "role": "assistant",
+        "tool_calls": [{"id": call.call_id, "name": "search", "arguments": call.arguments}],
+    }
 
 
 # --- errors ------------------------------------------------------------------------

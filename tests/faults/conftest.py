@@ -67,6 +67,11 @@ def procs(workdir: Path) -> Iterator[Callable[..., harness.Proc]]:
         failed.append(f"--- {proc.name} (pid {proc.pid}) ---\n{proc.output(3000)}")
     if os.environ.get("AGENTOPS_FAULTS_VERBOSE"):
         print("\n".join(failed))
+    keep = os.environ.get("AGENTOPS_FAULTS_KEEP_LOGS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for proc in started:
+            shutil.copy(proc.log, Path(keep) / f"{proc.name}-{proc.pid}.log")
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +155,106 @@ def fault_log(request: pytest.FixtureRequest) -> Callable[..., None]:
                 handle.write(line + "\n")
 
     return log
+
+
+class Stack:
+    """A private PostgreSQL database, a private Redis broker, and the processes of one test.
+
+    Attributes:
+        env: The environment of the web and worker processes.
+        pg: The private cluster; ``dbname`` its database for this test.
+        redis: The private Redis (broker and result backend).
+    """
+
+    def __init__(
+        self,
+        pg: harness.PrivatePostgres,
+        redis: harness.PrivateRedis,
+        procs: Callable[..., Any],
+        dbname: str,
+        agentops: dict[str, Any],
+        celery: dict[str, Any],
+    ) -> None:
+        self.pg = pg
+        self.redis = redis
+        self.dbname = dbname
+        self.procs = procs
+        self.queue = f"faults-{uuid.uuid4().hex[:10]}"
+        self.env = harness.project_env(
+            database=pg.django_settings(dbname),
+            agentops={"BATCH_INTERVAL": 0.05, **agentops},
+            broker=redis.url,
+            queue=self.queue,
+            extra={"AGENTOPS_FAULTS_CELERY": json.dumps(celery)},
+        )
+        self._client: Any = None
+
+    def web(self, workers: int = 1, name: str = "web", **env: str) -> tuple[harness.Proc, int]:
+        return self.procs("web", {**self.env, **env}, workers=workers, name=name)
+
+    def worker(self, concurrency: int = 2, name: str = "worker", **options: Any) -> harness.Proc:
+        proc = self.procs("worker", self.env, concurrency=concurrency, name=name, **options)
+        return proc
+
+    @property
+    def celery(self) -> Any:
+        """A Celery app of this process on the same broker, to publish and read results."""
+        if self._client is None:
+            from celery import Celery
+
+            app = Celery(f"faults-client-{uuid.uuid4().hex[:6]}", set_as_current=False)
+            app.conf.update(
+                broker_url=self.redis.url,
+                result_backend=self.redis.url,
+                task_default_queue=self.queue,
+                broker_connection_retry_on_startup=True,
+            )
+            self._client = app
+        return self._client
+
+    def sql(self, query: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        return self.pg.sql(query, params, dbname=self.dbname)
+
+    def span_count(self, trace_ids: Any = None) -> int:
+        if trace_ids is None:
+            return int(self.sql("SELECT count(*) FROM agentops_django_span")[0][0])
+        return int(
+            self.sql("SELECT count(*) FROM agentops_django_span WHERE trace_id = ANY(%s)", [list(trace_ids)])[0][0]
+        )
+
+    def writer_stats(self) -> list[tuple[int, int, int, int]]:
+        """``(pid, spans_written, spans_dropped, write_errors)`` of every process that stored its counters."""
+        return [
+            tuple(row)
+            for row in self.sql(
+                "SELECT pid, spans_written, spans_dropped, write_errors FROM agentops_django_writerstats"
+            )
+        ]
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+@pytest.fixture
+def stack(
+    pg_up: harness.PrivatePostgres,
+    private_redis: harness.PrivateRedis,
+    procs: Callable[..., Any],
+    workdir: Path,
+    unique: str,
+) -> Iterator[Callable[..., Stack]]:
+    """``stack(agentops={...}, celery={...})``: a migrated private database, a broker, process starters."""
+    made: list[Stack] = []
+
+    def make(agentops: dict[str, Any] | None = None, celery: dict[str, Any] | None = None) -> Stack:
+        dbname = f"stack_{unique}_{len(made)}"
+        pg_up.create_database(dbname)
+        built = Stack(pg_up, private_redis, procs, dbname, agentops or {}, celery or {})
+        harness.migrate(built.env, workdir)
+        made.append(built)
+        return built
+
+    yield make
+    for built in made:
+        built.close()

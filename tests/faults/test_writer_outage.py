@@ -180,3 +180,28 @@ def test_shutdown_while_the_database_is_down_returns_within_its_deadline(
     # Generous bound: the deadline plus one connect timeout.
     assert not (thread is not None and thread.is_alive()), "the writer thread never ended"
     assert stats["written"] + stats["dropped"] == 305
+
+
+def test_a_lone_span_is_written_within_the_batch_interval_not_the_stats_interval(
+    pg_up: harness.PrivatePostgres, pg_alias: tuple[str, str], fault_log: Callable[..., None]
+) -> None:
+    """Sparse traffic: one span arriving at an idle writer is stored after about BATCH_INTERVAL.
+
+    The writer documents that it waits "at most BATCH_INTERVAL seconds to
+    fill a batch". The bound asserted is generous (10 s for an interval of
+    0.05 s); an idle writer that sleeps until its 30 s counters timer misses it.
+    """
+    alias, dbname = pg_alias
+    processor, tracer = make_writer(alias, queue_size=1_000, batch_size=100, batch_interval=0.05)
+    first = end_spans(tracer, 1, "first")
+    harness.wait_for(lambda: stored(pg_up, dbname, first) == 1, "the first span", 60)
+    time.sleep(0.5)  # the writer is idle now, its queue empty
+    lone = end_spans(tracer, 1, "lone")
+    started = time.monotonic()
+    try:
+        harness.wait_for(lambda: stored(pg_up, dbname, lone) == 1, "a lone span on an idle writer", 10)
+    finally:
+        fault_log(
+            fault="one span on an idle writer (BATCH_INTERVAL 0.05 s)", waited_s=round(time.monotonic() - started, 2)
+        )
+        processor.shutdown()

@@ -17,16 +17,13 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.faults.project.settings")
 
-import django
+# Without a broker of the test, messages stay in this process (never on a shared server).
+_broker = os.environ.get("AGENTOPS_FAULTS_BROKER", "memory://")
 
-django.setup()
-
-_broker = os.environ.get("AGENTOPS_FAULTS_BROKER", "redis://127.0.0.1:6379/13")
-
-app = Celery("faults")
+app = Celery("faults", set_as_current=True)
 app.conf.update(
     broker_url=_broker,
-    result_backend="rpc://" if _broker.startswith("amqp") else _broker,
+    result_backend="rpc://" if _broker.startswith("amqp") else (None if _broker == "memory://" else _broker),
     task_default_queue=os.environ.get("AGENTOPS_FAULTS_QUEUE", "agentops-faults"),
     broker_connection_retry_on_startup=True,
     broker_connection_retry=True,

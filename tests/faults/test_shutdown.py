@@ -48,7 +48,7 @@ def test_sigterm_flushes_the_last_requests_and_tasks_and_stores_the_counters(
     rows = s.span_count(traces)
     stats = s.writer_stats()
     fault_log(
-        fault="SIGTERM to gunicorn (2 workers) and celery prefork (2) right after 20 requests/tasks, BATCH_INTERVAL 10 s",
+        fault="SIGTERM to gunicorn (2 workers) + celery prefork (2) right after 20 requests/tasks, BATCH_INTERVAL 10 s",
         rows_before_sigterm=rows_before,
         rows_after=rows,
         expected=20 * (REQUEST_SPANS + TASK_SPANS),

@@ -55,12 +55,14 @@ class _Run:
             self.trace = new_trace(spec.span_name, spec.tags, kind=spec.kind)
             self.span = self.trace.span
             self.ctx = self.trace.context
+            if self.span.is_recording():
+                self.span.set_attributes(spec.attributes)
         else:
-            self.span = state.tracer.start_span(spec.span_name)
+            # Attributes at start: samplers and on_start processors see the kind.
+            self.span = state.tracer.start_span(spec.span_name, attributes=spec.attributes)
             self.ctx = trace_api.set_span_in_context(self.span)
         if self.span.is_recording():
             with capture_internal_exceptions("decorator start"):
-                self.span.set_attributes(spec.attributes)
                 config = state.config
                 if config is not None and config.capture_content:
                     self.span.set_attribute(
@@ -109,7 +111,7 @@ def _function_of(target: Any) -> Callable[..., Any]:
 class _Spec:
     """What a decorator was asked for: kind, names, attributes; built once per function."""
 
-    __slots__ = ("_signature", "attributes", "kind", "span_name", "tags")
+    __slots__ = ("_names", "_signature", "attributes", "kind", "span_name", "tags")
 
     def __init__(
         self,
@@ -140,6 +142,13 @@ class _Spec:
             self._signature: inspect.Signature | None = inspect.signature(_function_of(func))
         except (TypeError, ValueError):
             self._signature = None
+        # Parameter names when all are plain positional-or-keyword ones: then
+        # binding is a zip (Signature.bind is the slow path).
+        self._names: tuple[str, ...] | None = None
+        if self._signature is not None and all(
+            p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in self._signature.parameters.values()
+        ):
+            self._names = tuple(self._signature.parameters)
 
     def bind(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Arguments by parameter name (so secrets are masked by key), minus ``self``/``cls``.
@@ -148,6 +157,14 @@ class _Spec:
         is bound to as ``instance`` and leaves it out of ``args``; it fills the
         function's first parameter, which is not recorded.
         """
+        names = self._names
+        if names is not None:
+            if instance is not None:
+                names = names[1:]
+            if len(args) <= len(names) and all(key in names[len(args) :] for key in kwargs):
+                values = dict(zip(names, args, strict=False))  # fewer args than names: defaults
+                values.update(kwargs)
+                return values
         if self._signature is None:
             return {"args": args, "kwargs": kwargs}
         try:

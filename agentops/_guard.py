@@ -8,11 +8,11 @@ exceptions never pass through it: wrappers call user code outside the guard.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from types import TracebackType
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +45,35 @@ def set_internal_error_hook(hook: Callable[[BaseException], None] | None) -> Non
     _hook = hook
 
 
-@contextlib.contextmanager
-def capture_internal_exceptions(where: str) -> Iterator[None]:
+class capture_internal_exceptions:
     """Run agentops' own code; log, count and swallow what it raises.
+
+    Use as ``with capture_internal_exceptions("where"):``. Instances of
+    ``Exception`` are swallowed; ``KeyboardInterrupt``, ``SystemExit`` and
+    other ``BaseException`` instances pass. Named like a function because it
+    is used like one; a class rather than a generator-based context manager
+    because it sits on the hot path of every span.
 
     Args:
         where: A short name of the code being guarded, used in the log line.
     """
-    try:
-        yield
-    except Exception as exc:
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
         count("internal_errors")
-        logger.warning("agentops: internal error in %s: %r", where, exc, exc_info=True)
+        logger.warning("agentops: internal error in %s: %r", self.where, exc, exc_info=exc)
         hook = _hook
         if hook is not None:
             hook(exc)
+        return True

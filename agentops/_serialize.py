@@ -22,6 +22,7 @@ _MAX_ITEMS = 200
 
 
 _secret_patterns: dict[frozenset[str], re.Pattern[str]] = {}
+_secret_keys: dict[tuple[str, frozenset[str]], bool] = {}
 
 
 def _secret_pattern(redact_keys: frozenset[str]) -> re.Pattern[str]:
@@ -48,7 +49,15 @@ def is_secret_key(key: str, redact_keys: frozenset[str]) -> bool:
     """
     if not redact_keys:
         return False
-    return _secret_pattern(redact_keys).match(key.replace("-", "_")) is not None
+    # The same few keys (parameter names, headers) come back on every call.
+    cache_key = (key, redact_keys)
+    found = _secret_keys.get(cache_key)
+    if found is None:
+        found = _secret_pattern(redact_keys).match(key.replace("-", "_")) is not None
+        if len(_secret_keys) >= 4096:
+            _secret_keys.clear()
+        _secret_keys[cache_key] = found
+    return found
 
 
 def _text(value: str, limit: int) -> str:
@@ -66,7 +75,12 @@ def _text(value: str, limit: int) -> str:
 
 def _plain(value: Any, redact: frozenset[str], limit: int, depth: int, seen: set[int]) -> Any:
     """A JSON-encodable copy of ``value`` with secrets masked."""
-    if value is None or isinstance(value, bool | int):
+    kind = type(value)
+    if kind is str:  # the common cases first, without isinstance chains
+        return _text(value, limit)
+    if kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         # NaN and infinities are not JSON; PostgreSQL's jsonb refuses them.
@@ -81,21 +95,21 @@ def _plain(value: Any, redact: frozenset[str], limit: int, depth: int, seen: set
     marker = id(value)
     if marker in seen:
         return f"<recursive {type(value).__name__}>"
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         seen.add(marker)
         out: dict[str, Any] = {}
         for i, (key, item) in enumerate(value.items()):
             if i >= _MAX_ITEMS:
                 out["..."] = f"{len(value) - _MAX_ITEMS} more"
                 break
-            name = _text(key if isinstance(key, str) else repr(key), 200)
+            name = _text(key if type(key) is str else repr(key), 200)
             if is_secret_key(name, redact):
                 out[name] = REDACTED
             else:
                 out[name] = _plain(item, redact, limit, depth + 1, seen)
         seen.discard(marker)
         return out
-    if isinstance(value, list | tuple | set | frozenset):
+    if kind is list or kind is tuple or isinstance(value, list | tuple | set | frozenset):
         seen.add(marker)
         items = []
         for i, item in enumerate(value):

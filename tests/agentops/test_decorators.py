@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from opentelemetry import trace as trace_api
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.trace import StatusCode
 
 import agentops
@@ -663,3 +664,38 @@ def test_an_unusable_cost_is_ignored_with_a_warning_not_raised_at_import(
     lookup()
     assert semconv.AGENTOPS_TOOL_COST not in spans.one("lookup.tool").attributes
     assert "cheap" in caplog.text
+
+
+def test_an_abandoned_async_generators_span_ends_when_its_event_loop_shuts_down(spans: CapturedSpans) -> None:
+    @agentops.task
+    async def numbers() -> AsyncIterator[int]:
+        for i in range(10):
+            yield i
+
+    async def consume() -> None:
+        async for i in numbers():
+            if i == 2:
+                break  # the generator is left suspended, never closed by the consumer
+
+    asyncio.run(consume())
+    assert len(spans.named("numbers.task")) == 1
+
+
+def test_span_processors_see_the_span_kind_when_the_span_starts(agentops_init) -> None:
+    agentops_init()
+    seen: list[object] = []
+
+    class OnStart(SpanProcessor):
+        def on_start(self, span, parent_context=None) -> None:
+            seen.append(span.attributes.get(semconv.AGENTOPS_SPAN_KIND))
+
+    processor = OnStart()
+    agentops.add_span_processor(processor)
+
+    @agentops.tool
+    def lookup() -> None:
+        pass
+
+    lookup()
+    agentops.remove_span_processor(processor)
+    assert seen == ["tool"]

@@ -395,6 +395,12 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_end()
 
 
+def end_proxied_stream(stream: Any) -> None:
+    """End the call span of ``stream`` if it is one of our proxies (else do nothing)."""
+    if isinstance(stream, StreamProxy | AsyncStreamProxy):
+        stream._self_end()
+
+
 class Patcher:
     """Applies ``wrapt`` patches to classes and takes them off again.
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentops import semconv
+from agentops._guard import capture_internal_exceptions
 from agentops.exceptions import DidNotEnable
 from agentops.integrations._common import (
     Accumulator,
@@ -25,6 +26,7 @@ from agentops.integrations._common import (
     as_float,
     as_int,
     async_wrapper,
+    end_proxied_stream,
     given,
     plain_list,
     sync_wrapper,
@@ -41,6 +43,15 @@ try:
     from openai.resources.responses import AsyncResponses, Responses
 except ImportError:  # pragma: no cover - openai before the Responses API
     Responses = AsyncResponses = None  # type: ignore[assignment,misc]
+
+try:
+    from openai.lib.streaming.chat import AsyncChatCompletionStream, ChatCompletionStream
+    from openai.lib.streaming.responses import AsyncResponseStream, ResponseStream
+
+    _SYNC_HELPER_STREAMS: tuple[type, ...] = (ChatCompletionStream, ResponseStream)
+    _ASYNC_HELPER_STREAMS: tuple[type, ...] = (AsyncChatCompletionStream, AsyncResponseStream)
+except ImportError:  # pragma: no cover - layout of other openai versions
+    _SYNC_HELPER_STREAMS = _ASYNC_HELPER_STREAMS = ()
 
 logger = logging.getLogger(__name__)
 
@@ -314,6 +325,33 @@ class ResponsesAdapter(Adapter):
         return ResponsesAccumulator(self)
 
 
+# --- the streaming helpers' early close ------------------------------------------------
+# ``chat.completions.stream()``/``responses.stream()`` wrap the stream that
+# ``create`` returned (our proxy), but their ``close()`` (also run when their
+# ``with`` block exits) closes the HTTP response directly, bypassing it. These
+# wrappers end the call span there too, so leaving a helper early never leaves
+# the span open until garbage collection.
+
+
+def _helper_close(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        with capture_internal_exceptions("openai stream helper close"):
+            end_proxied_stream(getattr(instance, "_raw_stream", None))
+
+
+def _helper_aclose(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def close() -> Any:
+        try:
+            return await wrapped(*args, **kwargs)
+        finally:
+            with capture_internal_exceptions("openai stream helper close"):
+                end_proxied_stream(getattr(instance, "_raw_stream", None))
+
+    return close()
+
+
 # --- installing -------------------------------------------------------------------
 
 
@@ -331,6 +369,12 @@ def instrument() -> None:
             _patcher.wrap(Responses, method, sync_wrapper(responses))
         if AsyncResponses is not None and method in vars(AsyncResponses):
             _patcher.wrap(AsyncResponses, method, async_wrapper(responses))
+    for helper in _SYNC_HELPER_STREAMS:
+        if "close" in vars(helper):
+            _patcher.wrap(helper, "close", _helper_close)
+    for helper in _ASYNC_HELPER_STREAMS:
+        if "close" in vars(helper):
+            _patcher.wrap(helper, "close", _helper_aclose)
     logger.debug("agentops: openai %s instrumented", getattr(openai, "__version__", "?"))
 
 

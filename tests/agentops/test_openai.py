@@ -322,6 +322,26 @@ def test_tool_calls_are_recorded_the_same_whether_streamed_or_not(
     assert message["tool_calls"][0]["id"].startswith("call_")
 
 
+def test_stream_helpers_left_early_end_the_span_on_exit(spans: CapturedSpans, openai_client: openai.OpenAI) -> None:
+    with openai_client.chat.completions.stream(model="gpt-4o-mini", messages=USER) as stream:
+        next(iter(stream))
+    with openai_client.responses.stream(model="gpt-4.1", input="hello") as response_stream:
+        next(iter(response_stream))
+
+    assert [s.name for s in llm_spans(spans)] == ["chat gpt-4o-mini", "chat gpt-4.1"]
+
+
+async def test_async_stream_helpers_left_early_end_the_span_on_exit(
+    spans: CapturedSpans, async_openai_client: openai.AsyncOpenAI
+) -> None:
+    async with async_openai_client.chat.completions.stream(model="gpt-4o-mini", messages=USER) as stream:
+        await stream.__aiter__().__anext__()
+    async with async_openai_client.responses.stream(model="gpt-4.1", input="hello") as response_stream:
+        await response_stream.__aiter__().__anext__()
+
+    assert [s.name for s in llm_spans(spans)] == ["chat gpt-4o-mini", "chat gpt-4.1"]
+
+
 # --- responses API -----------------------------------------------------------------
 
 

@@ -32,8 +32,13 @@ def init(api_key: str | None = None, **options: Any) -> TraceContext | None:
     processor to it (so other instrumentations' spans and agentops' share
     traces); otherwise agentops installs its own provider as the global one.
     Either way, a processor the user adds to the global provider sees every
-    agentops span. A later ``init()`` keeps the provider and applies new
-    options.
+    agentops span.
+
+    A later ``init()`` keeps the provider and applies the options it is given
+    over those given before (an option given as ``None`` counts as not
+    given): ``init()`` twice is the same as once, and ``init(exporters=[])``
+    removes the exporters an earlier call added. ``service_name`` applies only
+    to a provider agentops creates, so only the first call's counts.
 
     Args:
         api_key: Accepted for compatibility with AgentOps; not needed.
@@ -44,8 +49,11 @@ def init(api_key: str | None = None, **options: Any) -> TraceContext | None:
     """
     global _atexit_registered
     with capture_internal_exceptions("init"):
-        config = resolve({"api_key": api_key, **options})
+        given = {key: value for key, value in {"api_key": api_key, **options}.items() if value is not None}
         with state.lock:
+            merged = {**state.options, **given}
+            config = resolve(merged)
+            state.options = merged
             configure(config)
             if config.instrument_llm_calls:
                 integrations.instrument()

@@ -91,6 +91,8 @@ class _State:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.config: Config | None = None
+        #: The options given to ``init()`` so far, merged (see ``init()``).
+        self.options: dict[str, Any] = {}
         self.provider: TracerProvider | None = None
         self.owns_provider = False
         self.dispatcher = Dispatcher()
@@ -278,6 +280,7 @@ def reset() -> None:
         state.exporters = []
         state.memory_exporter = None
         state.config = None
+        state.options = {}
         state.tracer = trace_api.NoOpTracer()
     # start_trace() leaves its trace current in the caller's context; a trace
     # left open by one test must not become the parent of the next test's spans.

@@ -245,9 +245,17 @@ def test_init_called_inside_a_request_starts_a_root_session_the_request_cannot_e
     agentops.init(auto_start_session=False)  # so that the request span records
     request_span = agentops.get_tracer().start_span("GET /", context=context_api.Context())
     token = context_api.attach(context_with_scope(request_span, "request"))
-    init_trace = agentops.init()  # e.g. a lazy init() in a view
+    init_trace = agentops.init(auto_start_session=True)  # e.g. a lazy init() in a view
     agentops.end_trace()  # the request ends "all its traces"
     context_api.detach(token)
     request_span.end()
     assert init_trace.span.parent is None
     assert not init_trace.ended
+
+
+def test_a_later_init_keeps_the_options_it_does_not_give() -> None:
+    agentops.init(auto_start_session=False, exporters=["memory"], trace_name="nightly")
+    agentops.init()
+    assert agentops.active_traces() == []  # auto_start_session=False still holds
+    assert memory_exporter() is not None
+    assert _state.state.config.trace_name == "nightly"

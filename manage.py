@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Django's command-line utility for the demo project."""
+"""Django's command-line utility for the demo project (settings ``demo_project.settings``)."""
+
+from __future__ import annotations
 
 import os
 import sys

@@ -160,7 +160,7 @@ def progress_line(reports: list[Report]) -> str:
     """One line: each trace's span count, and what it still waits for."""
     parts = []
     for report in reports:
-        state = "whole" if report.whole else "waiting: " + ", ".join(report.missing[:2])
+        state = "whole" if report.whole else "waiting: " + report.missing[0]
         parts.append(f"{report.expected.label}: {report.spans} spans, {state}")
     return " | ".join(parts)
 

@@ -164,6 +164,7 @@ def new_trace(
     kind: str = semconv.SpanKind.TRACE,
 ) -> TraceContext:
     """Create and register a trace without making it current (see :func:`start_trace`)."""
+    trace_name = str(trace_name) if trace_name else "session"
     parent_context = context_api.get_current()
     # The init session belongs to the process, never to the request or task
     # that happened to call init().
@@ -248,7 +249,19 @@ def end_trace(trace_context: TraceContext | None = None, end_state: Any = TraceS
             request or task only those started there.
         end_state: ``Success``, ``Error`` or ``Indeterminate`` (a string or
             :class:`TraceState`); it also sets the span's status.
+
+    A legacy ``Session`` is accepted for ``trace_context``, and
+    ``end_trace("Error")`` is read as ``end_trace(None, "Error")``; anything
+    else that is not a trace is logged and ignored.
     """
+    if not isinstance(trace_context, TraceContext) and trace_context is not None:
+        if isinstance(trace_context, str):  # end_trace("Error"), as end_session("Error")
+            trace_context, end_state = None, trace_context
+        elif isinstance(getattr(trace_context, "trace_context", None), TraceContext):  # a legacy Session
+            trace_context = trace_context.trace_context
+        else:
+            logger.warning("agentops: end_trace() needs a TraceContext, not %r; ignored", trace_context)
+            return
     if trace_context is None:
         scope = current_scope()
         with state.lock:

@@ -354,3 +354,26 @@ def test_update_trace_metadata_never_touches_another_threads_trace(spans: Captur
     assert results == [True]
     assert "agentops.metadata.who" not in spans.one("mine").attributes
     assert spans.one("other").attributes["agentops.metadata.who"] == "other"
+
+
+def test_end_trace_accepts_a_legacy_session(spans: CapturedSpans) -> None:
+    session = agentops.start_session()
+    agentops.end_trace(session, "Error")
+    assert not session.is_running
+    assert spans.one("session").attributes[semconv.AGENTOPS_END_STATE] == "Error"
+
+
+def test_end_trace_with_only_a_state_string_ends_the_callers_traces_with_it(spans: CapturedSpans) -> None:
+    agentops.start_trace("t")
+    agentops.end_trace("Error")
+    assert spans.one("t").attributes[semconv.AGENTOPS_END_STATE] == "Error"
+
+
+def test_end_trace_with_something_that_is_not_a_trace_warns_and_does_nothing(
+    spans: CapturedSpans, caplog: pytest.LogCaptureFixture
+) -> None:
+    trace_context = agentops.start_trace("t")
+    agentops.end_trace(42)
+    assert trace_context in agentops.active_traces()
+    assert "42" in caplog.text
+    agentops.end_trace(trace_context)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -80,10 +81,15 @@ class Dispatcher(SpanProcessor):
                 processor.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush every processor within one deadline shared by all of them."""
+        deadline = time.monotonic() + timeout_millis / 1000
         ok = True
         for processor in self._processors:
+            remaining = int((deadline - time.monotonic()) * 1000)
+            if remaining <= 0:
+                return False
             with capture_internal_exceptions("span processor force_flush"):
-                ok = processor.force_flush(timeout_millis) and ok
+                ok = processor.force_flush(remaining) and ok
         return ok
 
 

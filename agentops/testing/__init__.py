@@ -39,7 +39,7 @@ class SpanCollector(SpanProcessor):
             self.spans.clear()
 
 
-class CapturedSpans(list):  # type: ignore[type-arg]
+class CapturedSpans(list[ReadableSpan]):
     """The spans captured so far (a live list), with lookups for assertions."""
 
     def named(self, name: str) -> list[ReadableSpan]:

@@ -260,7 +260,9 @@ class DatabaseSpanProcessor(SpanProcessor):
             except (DatabaseError, InterfaceError) as exc:
                 self.errors += 1
                 _guard.count("writer_errors")
-                logger.warning(
+                # One warning per batch; the retries of an outage would flood the log.
+                logger.log(
+                    logging.WARNING if attempt == 1 else logging.DEBUG,
                     "agentops_django: writing %d span(s) failed (try %d of %d): %r",
                     len(batch),
                     attempt,

@@ -90,13 +90,13 @@ class AgentOpsMiddleware:
     def __call__(self, request: Any) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        traced = token = None
-        with capture_internal_exceptions("middleware start"):
+        try:
             traced = _start(request)
-            if traced is not None:
-                token = context_api.attach(traced.context)
+        except Exception as exc:
+            traced = _internal_error("middleware start", exc)
         if traced is None:
             return self.get_response(request)
+        token = context_api.attach(traced.context)
         try:
             response = self.get_response(request)
         except BaseException as exc:
@@ -105,13 +105,13 @@ class AgentOpsMiddleware:
         return _respond(traced, request, response, token)
 
     async def __acall__(self, request: Any) -> Any:
-        traced = token = None
-        with capture_internal_exceptions("middleware start"):
+        try:
             traced = _start(request)
-            if traced is not None:
-                token = context_api.attach(traced.context)
+        except Exception as exc:
+            traced = _internal_error("middleware start", exc)
         if traced is None:
             return await self.get_response(request)
+        token = context_api.attach(traced.context)
         try:
             response = await self.get_response(request)
         except BaseException as exc:
@@ -134,6 +134,17 @@ def _on_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> No
 
 
 got_request_exception.connect(_on_request_exception, dispatch_uid="agentops_django.middleware")
+
+
+def _internal_error(where: str, exc: Exception) -> None:
+    """Hand an error of ours to the guard (log, count, test hook) after the fact.
+
+    The hot path uses plain ``try``/``except`` (cheaper than entering the
+    guard's context manager on every request) and reports through it only
+    when something went wrong.
+    """
+    with capture_internal_exceptions(where):
+        raise exc
 
 
 def _start(request: Any) -> _Traced | None:
@@ -230,25 +241,27 @@ def _route(request: Any) -> str | None:
 def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
     """Name the span and end it now, or when a streaming response closes."""
     try:
-        with capture_internal_exceptions("middleware response"):
-            status = response.status_code
-            span = traced.span
-            if span.is_recording():
-                route = _route(request)
-                if route is not None:
-                    span.update_name(f"{traced.method} {route}")
-                    span.set_attribute(semconv.HTTP_ROUTE, route)
-                span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
-            if response.streaming:
-                if not isinstance(response, FileResponse):
-                    # FileResponse keeps its file so servers can use sendfile.
-                    if response.is_async:
-                        response.streaming_content = _aiterate(traced, response.streaming_content)
-                    else:
-                        response.streaming_content = _iterate(traced, response.streaming_content)
-                response._resource_closers.append(functools.partial(_end_stream, traced, status))
+        status = response.status_code
+        span = traced.span
+        if span.is_recording():
+            route = _route(request)
+            if route is not None:
+                span.update_name(f"{traced.method} {route}")
+                span.set_attributes({semconv.HTTP_ROUTE: route, semconv.HTTP_RESPONSE_STATUS_CODE: status})
             else:
-                _end(traced, status, traced.exception)
+                span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
+        if response.streaming:
+            if not isinstance(response, FileResponse):
+                # FileResponse keeps its file so servers can use sendfile.
+                if response.is_async:
+                    response.streaming_content = _aiterate(traced, response.streaming_content)
+                else:
+                    response.streaming_content = _iterate(traced, response.streaming_content)
+            response._resource_closers.append(functools.partial(_end_stream, traced, status))
+        else:
+            _end(traced, status, traced.exception)
+    except Exception as exc:
+        _internal_error("middleware response", exc)
     finally:
         context_api.detach(token)
     return response
@@ -257,8 +270,9 @@ def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
 def _fail(traced: _Traced, exc: BaseException, token: Any) -> None:
     """The rest of the chain raised: end the trace as Error and let the exception go on."""
     try:
-        with capture_internal_exceptions("middleware exception"):
-            _end(traced, 500, exc)
+        _end(traced, 500, exc)
+    except Exception as error:
+        _internal_error("middleware exception", error)
     finally:
         context_api.detach(token)
 

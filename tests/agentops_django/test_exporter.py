@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import random
@@ -220,8 +221,8 @@ def test_a_full_queue_drops_and_counts_spans_instead_of_waiting() -> None:
         assert _guard.counters()["spans_dropped"] == 3
         assert processor.force_flush(30_000)
         assert Span.objects.filter(trace_id=format(trace_id, "032x")).count() == 2
-        stats = WriterStats.objects.get(pid=os.getpid(), spans_dropped=3)
-        assert stats.spans_written == 2
+        stats = WriterStats.objects.get(pid=os.getpid(), process_started_at=processor._process_started_at)
+        assert (stats.spans_written, stats.spans_dropped) == (2, 3)
     finally:
         processor.shutdown()
 
@@ -250,9 +251,9 @@ def test_database_errors_are_swallowed_and_writing_resumes(
     assert not Trace.objects.filter(trace_id=format(lost, "032x")).exists()
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def database_locked() -> Iterator[None]:
-    """Another connection holds the span table's write lock until the fixture ends."""
+    """Another connection holds the span table's write lock inside the block."""
     other = connections.create_connection("default")
     other.ensure_connection()
     raw = other.connection
@@ -268,12 +269,16 @@ def database_locked() -> Iterator[None]:
         other.close()
 
 
-def test_flush_and_shutdown_return_at_their_deadline_while_the_database_hangs(
-    processor: DatabaseSpanProcessor, database_locked: None
-) -> None:
-    processor.on_end(make_span(new_trace_id(), 1))
-    assert processor.force_flush(200) is False
-    processor.shutdown(timeout_millis=200)  # returns although the writer is still waiting for the lock
+def test_flush_and_shutdown_return_at_their_deadline_while_the_database_hangs() -> None:
+    processor = DatabaseSpanProcessor("default", batch_interval=0.01)
+    trace_id = new_trace_id()
+    with database_locked():
+        processor.on_end(make_span(trace_id, 1))
+        assert processor.force_flush(200) is False
+        processor.shutdown(timeout_millis=200)  # returns although the writer still waits for the lock
+        assert processor._thread.is_alive()
+    processor._thread.join(60)  # once the lock is gone the writer finishes what it had
+    assert Span.objects.filter(trace_id=format(trace_id, "032x")).count() == 1
 
 
 def test_the_writers_own_queries_run_with_instrumentation_suppressed(processor: DatabaseSpanProcessor) -> None:
@@ -300,8 +305,8 @@ def test_the_writers_own_queries_run_with_instrumentation_suppressed(processor: 
 def test_writer_stats_are_stored_per_process(processor: DatabaseSpanProcessor) -> None:
     processor.on_end(make_span(new_trace_id(), 1))
     assert processor.force_flush(30_000)
-    stats = WriterStats.objects.get(pid=os.getpid(), spans_written=1)
-    assert stats.spans_dropped == 0
+    stats = WriterStats.objects.get(pid=os.getpid(), process_started_at=processor._process_started_at)
+    assert (stats.spans_written, stats.spans_dropped, stats.write_errors) == (1, 0, 0)
 
 
 def _write_share(spans: list[ReadableSpan]) -> None:

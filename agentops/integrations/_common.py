@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import wrapt
@@ -70,7 +70,8 @@ def plain_list(value: Any) -> list[Any] | None:
 class Accumulator:
     """Collects a stream's items into the attributes of the call span.
 
-    Subclasses set :attr:`attributes` and :attr:`output` as items arrive.
+    Subclasses take each item in :meth:`add` and, in :meth:`finish`, set
+    :attr:`attributes` (span attributes) and :attr:`output` (the messages).
     """
 
     def __init__(self) -> None:
@@ -156,10 +157,12 @@ class LLMCall:
         name = f"{adapter.operation} {model}" if model else adapter.operation
         self.span = get_tracer().start_span(name, kind=OtelSpanKind.CLIENT, attributes=_clean(attributes))
         self.context = trace_api.set_span_in_context(self.span)
-        if self.span.is_recording():
-            messages = _content_json(lambda: adapter.input_messages(kwargs))
-            if messages is not None:
-                self.span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, messages)
+        # Guarded apart: the span has started, so a failure here must not lose it.
+        with capture_internal_exceptions(f"{adapter.system} request content"):
+            if self.span.is_recording():
+                messages = _content_json(lambda: adapter.input_messages(kwargs))
+                if messages is not None:
+                    self.span.set_attribute(semconv.GEN_AI_INPUT_MESSAGES, messages)
 
     def _claim(self) -> bool:
         with self._lock:
@@ -431,8 +434,3 @@ class Patcher:
         for owner, attribute, original in reversed(patched):
             with capture_internal_exceptions(f"uninstrumenting {self.name}"):
                 setattr(owner, attribute, original)
-
-
-def first_text(parts: Sequence[Any]) -> str:
-    """Concatenate text pieces, ignoring ``None``."""
-    return "".join(p for p in parts if isinstance(p, str))

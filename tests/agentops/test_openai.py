@@ -477,6 +477,22 @@ def test_a_failure_inside_agentops_never_reaches_the_caller(
     assert _guard.counters()["internal_errors"] >= 1
 
 
+@pytest.mark.allow_internal_errors
+def test_a_failure_recording_the_request_still_records_and_ends_the_span(
+    spans: CapturedSpans, openai_client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Any, kwargs: Any) -> list[Any]:
+        raise RuntimeError("bug in agentops")
+
+    monkeypatch.setattr(_openai.ChatAdapter, "input_messages", broken)
+    stream = openai_client.chat.completions.create(model="gpt-4o", messages=USER, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).startswith("Echo:")
+
+    span = only_llm_span(spans)
+    assert semconv.GEN_AI_INPUT_MESSAGES not in span.attributes
+    assert span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]
+
+
 # --- nesting and concurrency -------------------------------------------------------------
 
 

@@ -167,13 +167,13 @@ def format_profile(profile: Any, calls: int, top: int) -> str:
 
 def _short(filename: str) -> str:
     """A file name relative to the checkout, site-packages or the standard library."""
+    if "site-packages/" in filename:
+        return filename.partition("site-packages/")[2]
     root = str(Path(__file__).resolve().parent.parent) + "/"
     if filename.startswith(root):
         return filename[len(root) :]
-    for marker in ("site-packages/", "/lib/python3."):
-        if marker in filename:
-            tail = filename.partition(marker)[2]
-            return tail if marker == "site-packages/" else tail.partition("/")[2]
+    if "/lib/python3." in filename:
+        return filename.partition("/lib/python3.")[2].partition("/")[2]
     return filename
 
 

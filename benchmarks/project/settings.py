@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 VARIANT = os.environ.get("BENCH_VARIANT", "none")
@@ -91,10 +90,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 if VARIANT == "agentops":
-    # As users run it: the app installed, its middleware first, defaults otherwise.
+    # As users run it: the app installed (it puts its middleware first by itself), defaults otherwise.
     INSTALLED_APPS.append("agentops_django")
-    if importlib.util.find_spec("agentops_django.middleware") is not None:
-        MIDDLEWARE.insert(0, "agentops_django.middleware.AgentOpsMiddleware")
     AGENTOPS: dict[str, object] = {}
     down_port = os.environ.get("BENCH_AGENTOPS_DB_DOWN_PORT")
     if down_port:

@@ -182,15 +182,23 @@ def build_waterfall(
     if not by_id:
         return waterfall
 
-    def start_key(span_id: str) -> tuple[dt.datetime, str]:
-        return (by_id[span_id]["started_at"], span_id)
+    # Times as float milliseconds from the first row's start: one datetime subtraction per span.
+    reference = next(iter(by_id.values()))["started_at"]
+    begin: dict[str, float] = {}
+    end: dict[str, float] = {}
+    for span_id, span in by_id.items():
+        begin[span_id] = start_ms = (span["started_at"] - reference).total_seconds() * 1000.0
+        finish = span.get("ended_at")
+        end[span_id] = max(start_ms, (finish - reference).total_seconds() * 1000.0 if finish else start_ms)
+    # In start order (the database's order already, so sorting is linear), siblings come out sorted.
+    by_start = sorted(by_id, key=lambda span_id: (begin[span_id], span_id))
+    rank = {span_id: i for i, span_id in enumerate(by_start)}
 
-    # Children lists and the spans without a parent among the rows.
     children: dict[str, list[str]] = {}
     tops: list[str] = []
     orphan_reason: dict[str, str] = {}
-    for span_id, span in by_id.items():
-        parent = str(span.get("parent_span_id") or "")
+    for span_id in by_start:
+        parent = str(by_id[span_id].get("parent_span_id") or "")
         if not parent:
             tops.append(span_id)
         elif parent == span_id:
@@ -200,51 +208,44 @@ def build_waterfall(
         else:
             children.setdefault(parent, []).append(span_id)
 
-    # Orphans go under the root span when the trace has a single one.
+    # Orphans go under the root span when the trace has a single one, else to the top level.
     if root_span_id in by_id and not by_id[root_span_id].get("parent_span_id"):
         root = root_span_id
     elif len(tops) == 1:
         root = tops[0]
     else:
         root = ""
-    for span_id in orphan_reason:
-        if root:
-            children.setdefault(root, []).append(span_id)
-        else:
-            tops.append(span_id)
-    for sibling_ids in children.values():
-        sibling_ids.sort(key=start_key)
-    tops.sort(key=start_key)
+    if orphan_reason:
+        adopters = children.setdefault(root, []) if root else tops
+        adopters.extend(orphan_reason)
+        adopters.sort(key=rank.__getitem__)
 
     # Iterative depth-first walk (a 10,000-deep chain must not hit the recursion limit).
     order: list[Row] = []
-    tree_parent: dict[str, str] = {}
     visited: set[str] = set()
 
     def walk(top: str) -> None:
-        stack: list[tuple[str, int, str]] = [(top, 0, tree_parent.get(top, ""))]
+        stack: list[tuple[str, int, str]] = [(top, 0, "")]
         while stack:
             span_id, depth, parent = stack.pop()
             if span_id in visited:
                 continue
             visited.add(span_id)
-            tree_parent[span_id] = parent
             order.append(Row(span=by_id[span_id], depth=depth, orphan=orphan_reason.get(span_id, ""), parent_id=parent))
-            kids = children.get(span_id, ())
-            for kid in reversed(kids):
-                if kid not in visited:
-                    stack.append((kid, depth + 1, span_id))
+            kids = children.get(span_id)
+            if kids:
+                stack.extend((kid, depth + 1, span_id) for kid in reversed(kids) if kid not in visited)
 
     for top in tops:
         walk(top)
     if len(visited) < len(by_id):
         # What is left hangs off a cycle: break each at its earliest span.
-        for span_id in sorted(set(by_id) - visited, key=start_key):
+        for span_id in by_start:
             if span_id not in visited:
                 orphan_reason[span_id] = ORPHAN_CYCLE
                 walk(span_id)
 
-    _place(waterfall, order, by_id, tree_parent)
+    _place(waterfall, order, begin, end, reference)
     waterfall.rows = order
     waterfall.orphans = sum(1 for row in order if row.orphan)
     return waterfall
@@ -253,52 +254,48 @@ def build_waterfall(
 def _place(
     waterfall: Waterfall,
     order: list[Row],
-    by_id: Mapping[str, Mapping[str, Any]],
-    tree_parent: Mapping[str, str],
+    begin: Mapping[str, float],
+    end: Mapping[str, float],
+    reference: dt.datetime,
 ) -> None:
     """Fill the time axis, bar geometry and error marks of the rows, in place."""
     waits: dict[str, float] = {}
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
+    axis_start = min(begin.values())
+    axis_end = max(end.values())
     for row in order:
-        span = row.span
-        begin, finish = span["started_at"], span.get("ended_at") or span["started_at"]
-        if finish < begin:
-            finish = begin
-        wait = _number(_attr(span, "celery.queue_wait_ms"))
+        wait = _number(_attr(row.span, "celery.queue_wait_ms"))
         if wait is not None and wait > 0:
-            waits[row.span_id] = wait
-            begin = begin - dt.timedelta(milliseconds=wait)
-        start = begin if start is None or begin < start else start
-        end = finish if end is None or finish > end else end
-    assert start is not None and end is not None
-    total = max(_ms(end - start), 1e-3)
-    waterfall.start, waterfall.total_ms = start, _ms(end - start)
+            span_id = row.span_id
+            waits[span_id] = wait
+            axis_start = min(axis_start, begin[span_id] - wait)
+    total_ms = axis_end - axis_start
+    total = max(total_ms, 1e-3)
+    waterfall.start = reference + dt.timedelta(milliseconds=axis_start)
+    waterfall.total_ms = total_ms
+    scale = 100.0 / total
 
     index = {row.span_id: row for row in order}
     for row in order:
-        span = row.span
-        begin = span["started_at"]
-        finish = max(span.get("ended_at") or begin, begin)
-        row.offset_ms = _ms(begin - start)
-        row.width_pct = max(MIN_BAR_PCT, min(100.0, 100.0 * _ms(finish - begin) / total))
+        span_id = row.span_id
+        row.offset_ms = begin[span_id] - axis_start
+        row.width_pct = max(MIN_BAR_PCT, min(100.0, (end[span_id] - begin[span_id]) * scale))
         # A bar of the minimum width at the very end is nudged left to stay on the axis.
-        row.left_pct = max(0.0, min(100.0 * row.offset_ms / total, 100.0 - row.width_pct))
-        if row.span_id in waits:
-            row.wait_ms = waits[row.span_id]
-            row.wait_width_pct = min(row.left_pct, 100.0 * row.wait_ms / total)
+        row.left_pct = max(0.0, min(row.offset_ms * scale, 100.0 - row.width_pct))
+        wait = waits.get(span_id)
+        if wait is not None:
+            row.wait_ms = wait
+            row.wait_width_pct = min(row.left_pct, wait * scale)
             row.wait_left_pct = row.left_pct - row.wait_width_pct
-        row.error = str(span.get("status", "")).upper() == "ERROR"
-        parent = index.get(tree_parent.get(row.span_id, ""))
+        row.error = str(row.span.get("status", "")).upper() == "ERROR"
+        parent = index.get(row.parent_id)
         if parent is not None:
             parent.children += 1
-            parent_end = parent.span.get("ended_at")
-            if not row.orphan and parent_end is not None and finish > parent_end:
+            if not row.orphan and end[span_id] > end[parent.span_id]:
                 row.outlives_parent = True
     # Children come after their parents in depth-first order: walk back to mark ancestors.
     for row in reversed(order):
         if row.error or row.contains_error:
-            parent = index.get(tree_parent.get(row.span_id, ""))
+            parent = index.get(row.parent_id)
             if parent is not None:
                 parent.contains_error = True
     waterfall.errors = sum(1 for row in order if row.error)

@@ -30,10 +30,13 @@
         return;
       }
       var row = link.closest(".ao-row");
-      var url = row && row.getAttribute("data-detail-url");
-      if (!url) {
+      var list = link.closest(".ao-rows");
+      var spanId = row && row.getAttribute("data-span-id");
+      // Only well-formed span ids are fetched; anything else keeps the plain link.
+      if (!list || !spanId || !/^[0-9a-fA-F]{16}$/.test(spanId)) {
         return;
       }
+      var url = list.getAttribute("data-span-url") + spanId + "/";
       event.preventDefault();
       select(row);
       panel.setAttribute("aria-busy", "true");

@@ -1,0 +1,351 @@
+"""How fast the trace admin renders on a big table: ``python -m benchmarks.admin [--traces N]``.
+
+Creates a PostgreSQL database (``agentops_bench_admin`` on 127.0.0.1:5432 by
+default), migrates it, loads ``--traces`` traces of ten spans each with COPY,
+plus one trace of ``--big-trace`` spans, runs ANALYZE, then requests admin
+pages through Django's test client as a logged-in superuser and prints the
+median time of ``--repeat`` requests per page. The database is dropped at the
+end unless ``--keep`` is given.
+
+A script, not a test: it takes minutes and most of a CPU at a million traces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+
+DB_NAME = "agentops_bench_admin"
+SPANS_PER_TRACE = 10
+NAMES = [f"GET /api/items/{i}/" for i in range(20)] + [f"shop.tasks.job_{i}" for i in range(20)]
+NAMES += [f"POST /api/chat/{i}/" for i in range(10)]
+
+urlpatterns: list = []
+
+
+def configure(host: str, port: int, name: str) -> None:
+    """Minimal Django settings for the admin on the benchmark database; tracing off."""
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench-admin-not-secret",
+        ALLOWED_HOSTS=["*"],
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        ROOT_URLCONF=__name__,
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        INSTALLED_APPS=[
+            "django.contrib.admin",
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "django.contrib.messages",
+            "django.contrib.staticfiles",
+            "agentops_django",
+        ],
+        MIDDLEWARE=[
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
+        ],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ]
+                },
+            }
+        ],
+        STATIC_URL="/static/",
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": name,
+                "USER": "postgres",
+                "HOST": host,
+                "PORT": str(port),
+            }
+        },
+        AGENTOPS={"ENABLED": False, "DATABASE_WRITER": False},
+    )
+    import django
+
+    django.setup()
+    from django.contrib import admin
+    from django.urls import path
+
+    urlpatterns.append(path("admin/", admin.site.urls))
+
+
+def recreate_database(host: str, port: int, name: str, drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(host=host, port=port, user="postgres", dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _ts(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+def trace_lines(count: int, now: dt.datetime, rng: random.Random) -> Iterator[tuple[str, list[str]]]:
+    """Text-format COPY lines: each trace's row and its ten span rows, newest first."""
+    step = dt.timedelta(days=30) / max(count, 1)
+    for i in range(count):
+        started = now - step * i - dt.timedelta(seconds=1)
+        trace_id = f"{rng.getrandbits(128):032x}"
+        error = rng.random() < 0.04
+        kind = "request" if i % 3 else "task"
+        name = rng.choice(NAMES)
+        spans = []
+        ids = [f"{rng.getrandbits(64):016x}" for _ in range(SPANS_PER_TRACE)]
+        # request → publish → task → agent → (llm, tool, llm, tool, llm, tool)
+        parents = ["", ids[0], ids[1], ids[2], ids[3], ids[3], ids[3], ids[3], ids[3], ids[3]]
+        kinds = ["request", "publish", "celery.task", "agent", "llm", "tool", "llm", "tool", "llm", "tool"]
+        offset = 0.0
+        input_tokens = output_tokens = 0
+        for j in range(SPANS_PER_TRACE):
+            duration = 5.0 + (j * 7) % 40
+            begin = started + dt.timedelta(milliseconds=offset)
+            end = begin + dt.timedelta(milliseconds=duration)
+            attributes: dict = {}
+            if kinds[j] == "llm":
+                tin, tout = 200 + j * 10, 40 + j
+                input_tokens += tin
+                output_tokens += tout
+                attributes = {
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.usage.input_tokens": tin,
+                    "gen_ai.usage.output_tokens": tout,
+                }
+            elif kinds[j] == "celery.task":
+                attributes = {"celery.queue_wait_ms": 12.5, "celery.task.id": f"task-{i}"}
+            status = "ERROR" if error and j == 9 else "UNSET"
+            spans.append(
+                "\t".join(
+                    [
+                        trace_id,
+                        ids[j],
+                        parents[j],
+                        f"{kinds[j]} {j}",
+                        kinds[j],
+                        status,
+                        "",
+                        _ts(begin),
+                        _ts(end),
+                        str(duration),
+                        json.dumps(attributes),
+                        "[]",
+                        "[]",
+                        "bench",
+                    ]
+                )
+            )
+            offset += 3.0
+        total = offset + 40
+        tags = "|bench|" if i % 10 else "|bench|vip|"
+        trace = "\t".join(
+            [
+                trace_id,
+                name,
+                "Error" if error else "Success",
+                kind,
+                ids[0],
+                "2",
+                _ts(started),
+                _ts(started + dt.timedelta(milliseconds=total)),
+                str(total),
+                str(SPANS_PER_TRACE),
+                "1" if error else "0",
+                str(input_tokens),
+                str(output_tokens),
+                str(input_tokens + output_tokens),
+                f"{(input_tokens * 0.15 + output_tokens * 0.6) / 1e6:.8f}",
+                json.dumps(tags.strip("|").split("|")),
+                tags,
+                "bench",
+                _ts(now),
+            ]
+        )
+        yield trace, spans
+
+
+TRACE_COLUMNS = (
+    "trace_id, name, status, kind, root_span_id, root_rank, started_at, ended_at, duration_ms, span_count, "
+    "error_count, input_tokens, output_tokens, total_tokens, cost, tags, tags_text, service_name, updated_at"
+)
+SPAN_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, status, status_message, started_at, ended_at, duration_ms, "
+    "attributes, events, links, service_name"
+)
+
+
+def load(count: int, big: int, host: str, port: int, name: str) -> str:
+    """COPY the traces and spans in; returns the trace id of the big trace."""
+    import psycopg
+
+    rng = random.Random(42)
+    now = dt.datetime.now(dt.UTC)
+    chunk = 20_000
+    with psycopg.connect(host=host, port=port, user="postgres", dbname=name) as conn:
+        done = 0
+        lines = trace_lines(count, now, rng)
+        while done < count:
+            traces, spans = io.StringIO(), io.StringIO()
+            for _ in range(min(chunk, count - done)):
+                trace, span_rows = next(lines)
+                traces.write(trace + "\n")
+                spans.write("\n".join(span_rows) + "\n")
+                done += 1
+            with conn.cursor() as cursor:
+                with cursor.copy(f"COPY agentops_django_trace ({TRACE_COLUMNS}) FROM STDIN") as copy:
+                    copy.write(traces.getvalue())
+                with cursor.copy(f"COPY agentops_django_span ({SPAN_COLUMNS}) FROM STDIN") as copy:
+                    copy.write(spans.getvalue())
+            conn.commit()
+            print(f"\r  loaded {done:,} traces", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        big_id = f"{rng.getrandbits(128):032x}"
+        started = now - dt.timedelta(minutes=1)
+        root = f"{rng.getrandbits(64):016x}"
+        spans = io.StringIO()
+        ids = [root]
+        for j in range(big):
+            span_id = root if j == 0 else f"{rng.getrandbits(64):016x}"
+            if j:
+                ids.append(span_id)
+            # A bushy tree: each span's parent is one of the 200 before it.
+            parent = "" if j == 0 else ids[max(0, j - 1 - rng.randrange(min(j, 200)))]
+            kind = ("llm", "tool", "agent", "celery.task", "publish")[j % 5]
+            begin = started + dt.timedelta(milliseconds=j * 2)
+            attributes = {"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20} if kind == "llm" else {}
+            spans.write(
+                "\t".join(
+                    [
+                        big_id,
+                        span_id,
+                        parent,
+                        f"{kind} step {j}",
+                        "request" if j == 0 else kind,
+                        "UNSET",
+                        "",
+                        _ts(begin),
+                        _ts(begin + dt.timedelta(milliseconds=5)),
+                        "5.0",
+                        json.dumps(attributes),
+                        "[]",
+                        "[]",
+                        "bench",
+                    ]
+                )
+                + "\n"
+            )
+        with conn.cursor() as cursor:
+            with cursor.copy(f"COPY agentops_django_span ({SPAN_COLUMNS}) FROM STDIN") as copy:
+                copy.write(spans.getvalue())
+            cursor.execute(
+                f"INSERT INTO agentops_django_trace ({TRACE_COLUMNS}) VALUES "
+                "(%s, 'big trace', 'Success', 'request', %s, 2, %s, %s, %s, %s, 0, 0, 0, 0, 0, '[]', '', 'bench', %s)",
+                [big_id, root, started, started + dt.timedelta(milliseconds=big * 2 + 5), big * 2 + 5.0, big, now],
+            )
+        conn.commit()
+        conn.execute("ANALYZE agentops_django_trace")
+        conn.execute("ANALYZE agentops_django_span")
+        conn.commit()
+    return big_id
+
+
+def measure(big_id: str, repeat: int, count: int) -> list[tuple[str, float, int]]:
+    """Median milliseconds per admin page, over ``repeat`` requests after one warm-up."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from agentops_django.models import Trace
+
+    user = User.objects.create_superuser("bench", "bench@example.com", "bench")
+    client = Client()
+    client.force_login(user)
+    some = Trace.objects.order_by("-started_at").values_list("trace_id", "pk")[500]
+    big_pk = Trace.objects.get(trace_id=big_id).pk
+    page = max(1, min(50, count // 100))
+    pages = [
+        ("list, unfiltered", "/admin/agentops_django/trace/"),
+        (f"list, page {page}", f"/admin/agentops_django/trace/?p={page}"),
+        ("list, status=Error", "/admin/agentops_django/trace/?status__exact=Error"),
+        ("list, kind=task, last day", "/admin/agentops_django/trace/?kind__exact=task&recent=24h"),
+        ("list, name filter", f"/admin/agentops_django/trace/?name={NAMES[3].replace('/', '%2F')}"),
+        ("list, search full trace id", f"/admin/agentops_django/trace/?q={some[0]}"),
+        ("list, search id prefix", f"/admin/agentops_django/trace/?q={some[0][:8]}"),
+        ("list, search name prefix", "/admin/agentops_django/trace/?q=shop.tasks.job_1"),
+        ("list, search tag:vip", "/admin/agentops_django/trace/?q=tag%3Avip"),
+        ("trace page, 10 spans", f"/admin/agentops_django/trace/{some[1]}/change/"),
+        ("trace page, big trace", f"/admin/agentops_django/trace/{big_pk}/change/"),
+        ("trace page, big trace, rows 2001+", f"/admin/agentops_django/trace/{big_pk}/change/?offset=2000"),
+        ("OTLP JSON, big trace", f"/admin/agentops_django/trace/{big_pk}/otlp.json"),
+    ]
+    results = []
+    for label, url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            response = client.get(url)
+            _ = response.content
+            times.append((time.perf_counter() - start) * 1000)
+        results.append((label, statistics.median(times), len(response.content)))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--traces", type=int, default=1_000_000, help="traces to load (default 1,000,000)")
+    parser.add_argument("--big-trace", type=int, default=10_000, help="spans of the one big trace (default 10,000)")
+    parser.add_argument("--repeat", type=int, default=7, help="requests per page; the median is printed")
+    parser.add_argument("--host", default=os.environ.get("AGENTOPS_BENCH_PG_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("AGENTOPS_BENCH_PG_PORT", "5432")))
+    parser.add_argument("--database", default=DB_NAME)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args(argv)
+
+    recreate_database(args.host, args.port, args.database)
+    try:
+        configure(args.host, args.port, args.database)
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        print(f"Loading {args.traces:,} traces x {SPANS_PER_TRACE} spans + one of {args.big_trace:,} spans ...")
+        started = time.perf_counter()
+        big_id = load(args.traces, args.big_trace, args.host, args.port, args.database)
+        print(f"Loaded in {time.perf_counter() - started:.0f} s.\n")
+        results = measure(big_id, args.repeat, args.traces)
+        print(f"{'page':40} {'median ms':>10} {'bytes':>10}")
+        for label, median, size in results:
+            print(f"{label:40} {median:10.1f} {size:10,}")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            recreate_database(args.host, args.port, args.database, drop_only=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,15 +7,23 @@ logged and replaced by its default.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
+from opentelemetry import context as context_api
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import agentops
 from agentops import _config, _state, integrations
 from agentops._config import DEFAULT_REDACT_KEYS, Config, resolve
+from agentops._traces import context_with_scope
 from agentops.testing import memory_exporter
 
 
@@ -238,10 +246,6 @@ def test_init_returns_a_trace_context_usable_with_end_trace() -> None:
 
 
 def test_init_called_inside_a_request_starts_a_root_session_the_request_cannot_end() -> None:
-    from opentelemetry import context as context_api
-
-    from agentops._traces import context_with_scope
-
     agentops.init(auto_start_session=False)  # so that the request span records
     request_span = agentops.get_tracer().start_span("GET /", context=context_api.Context())
     token = context_api.attach(context_with_scope(request_span, "request"))
@@ -259,3 +263,30 @@ def test_a_later_init_keeps_the_options_it_does_not_give() -> None:
     assert agentops.active_traces() == []  # auto_start_session=False still holds
     assert memory_exporter() is not None
     assert _state.state.config.trace_name == "nightly"
+
+
+def test_at_exit_traces_still_open_end_as_indeterminate_and_are_exported() -> None:
+    code = textwrap.dedent(
+        """
+        import json
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+        import agentops
+
+        class Printer(SpanExporter):
+            def export(self, spans):
+                for span in spans:
+                    print(json.dumps([span.name, span.attributes.get("agentops.end_state")]), flush=True)
+                return SpanExportResult.SUCCESS
+
+        agentops.init(instrument_llm_calls=False, exporters=[SimpleSpanProcessor(Printer())])
+        agentops.start_trace("left-open")
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTOPS_")}
+    env["PYTHONPATH"] = str(root)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True, cwd=root
+    )
+    ended = sorted(json.loads(line) for line in done.stdout.splitlines())
+    assert ended == [["left-open", "Indeterminate"], ["session", "Indeterminate"]]

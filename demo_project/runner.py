@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "agentops-demo"
 #: Seconds the digest waits between runs under ``--once`` (``DEMO_DIGEST_INTERVAL`` overrides).
-ONCE_DIGEST_INTERVAL = "10"
+ONCE_DIGEST_INTERVAL = "5"
 #: Files held open for the life of the process (the data folder's lock).
 _held: list[Any] = []
 

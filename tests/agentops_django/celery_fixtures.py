@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
-from kombu import Exchange, Queue
 
 from agentops.testing import CapturedSpans, captured_spans
 from agentops_django import celery_signals
-from tests.conftest import require_server
+from tests.conftest import IN_CI, require_server
+
+ROOT = Path(__file__).resolve().parents[2]
 
 REDIS_URL = os.environ.get("AGENTOPS_TEST_CELERY_REDIS", "redis://127.0.0.1:6379/11")
 RABBITMQ_URL = os.environ.get("AGENTOPS_TEST_CELERY_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
@@ -38,41 +45,36 @@ DEADLINE = 30.0
 
 
 def session_queue() -> str:
-    import tests.celery_app  # noqa: F401 - sets the session's queue name
+    from tests.celery_app import QUEUE
 
-    return os.environ["AGENTOPS_TEST_CELERY_QUEUE"]
-
-
-def configure_app(app: Celery, broker_url: str) -> Celery:
-    """Point ``app`` at a broker, the Redis result backend and this session's queue."""
-    queue = session_queue()
-    app.conf.update(
-        broker_url=broker_url,
-        result_backend=REDIS_URL,
-        task_default_queue=queue,
-        # RabbitMQ forgets the session's queue ten minutes after its last use.
-        task_queues=[Queue(queue, Exchange(queue), routing_key=queue, queue_arguments={"x-expires": 600_000})],
-        broker_connection_retry_on_startup=True,
-        worker_hijack_root_logger=False,
-        result_expires=600,
-    )
-    return app
+    return QUEUE
 
 
 def make_app(broker: str) -> Celery:
-    """The test project's app for ``broker`` (``"redis"`` or ``"rabbitmq"``)."""
+    """The test project's app for ``broker`` (``"redis"`` or ``"rabbitmq"``), made current."""
     require_server("redis")  # the result backend
     require_server(broker)
     import tests.testapp.tasks  # noqa: F401 - registers the shared tasks
+    from tests.celery_app import app, configure
+
+    if broker != "redis":
+        app = Celery("tests-rabbitmq", set_as_current=False)
+        app.config_from_object("django.conf:settings", namespace="CELERY")
+        configure(app, BROKERS[broker], REDIS_URL)
+        app.finalize()
+    else:
+        configure(app, REDIS_URL, REDIS_URL)
+    # Canvas and shared tasks resolve the app per thread, the live server's included.
+    app.set_current()
+    app.set_default()
+    return app
+
+
+def restore_default_app() -> None:
     from tests.celery_app import app
 
-    if broker == "redis":
-        return configure_app(app, REDIS_URL)
-    other = Celery("tests-rabbitmq")
-    other.config_from_object("django.conf:settings", namespace="CELERY")
-    configure_app(other, RABBITMQ_URL)
-    other.finalize()
-    return other
+    app.set_current()
+    app.set_default()
 
 
 @contextlib.contextmanager
@@ -80,7 +82,6 @@ def running_worker(app: Celery, pool: str, concurrency: int = 1) -> Iterator[Any
     """A worker thread of this process consuming the session's queue."""
     from celery.contrib.testing.worker import start_worker
 
-    app.set_current()
     with start_worker(
         app,
         pool=pool,
@@ -90,6 +91,69 @@ def running_worker(app: Celery, pool: str, concurrency: int = 1) -> Iterator[Any
         shutdown_timeout=30,
     ) as worker:
         yield worker
+
+
+def shared_database_name() -> str:
+    """The test database's name, for a worker process to open; skips if only this process can see it."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        message = (
+            "worker processes need a test database they can open: set AGENTOPS_TEST_SQLITE_FILE "
+            "or AGENTOPS_TEST_DATABASE=postgres"
+        )
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(connection.settings_dict["NAME"])
+
+
+@contextlib.contextmanager
+def worker_process(
+    app: Celery, broker: str, *, pool: str = "prefork", concurrency: int = 2, extra: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real ``celery worker`` process on ``broker`` that writes its spans to the test database.
+
+    It consumes this session's queue only, is pinged until it answers, and is
+    stopped with a warm shutdown (SIGTERM) so its processes flush their spans.
+    """
+    hostname = f"agentops-test-{uuid.uuid4().hex[:8]}@127.0.0.1"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "AGENTOPS_TEST_CELERY_BROKER": BROKERS[broker],
+        "AGENTOPS_TEST_CELERY_BACKEND": REDIS_URL,
+        "AGENTOPS_TEST_CELERY_QUEUE": session_queue(),
+        "AGENTOPS_TEST_WORKER_DATABASE": shared_database_name(),
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+        "-P", pool, "-c", str(concurrency), "-n", hostname, "-Q", session_queue(),
+        "-l", "WARNING", "--without-mingle", "--without-gossip", *extra,
+    ]  # fmt: skip
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def output() -> str:
+            log.seek(0)
+            return log.read().decode("utf-8", "replace")[-5000:]
+
+        try:
+            deadline = time.monotonic() + 90
+            while not app.control.ping([hostname], timeout=0.5):
+                if process.poll() is not None:
+                    raise AssertionError(f"the worker exited with {process.returncode}:\n{output()}")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the worker did not answer a ping:\n{output()}")
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
 
 @pytest.fixture

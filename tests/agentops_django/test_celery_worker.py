@@ -19,7 +19,14 @@ from opentelemetry.trace import StatusCode
 import agentops
 from agentops.testing import CapturedSpans
 from agentops_django import celery_signals as cs
-from tests.agentops_django.celery_fixtures import DEADLINE, make_app, running_worker, traced, wait_for
+from tests.agentops_django.celery_fixtures import (
+    DEADLINE,
+    make_app,
+    restore_default_app,
+    running_worker,
+    traced,
+    wait_for,
+)
 from tests.testapp import tasks
 
 __all__ = ["traced", "wait_for"]
@@ -38,8 +45,11 @@ WORKERS = [
 def worker_app(request: pytest.FixtureRequest) -> Iterator[Any]:
     broker, pool = request.param
     app = make_app(broker)
-    with running_worker(app, pool, concurrency=2 if pool == "threads" else 1):
-        yield app
+    try:
+        with running_worker(app, pool, concurrency=2 if pool == "threads" else 1):
+            yield app
+    finally:
+        restore_default_app()
 
 
 def hexid(value: int) -> str:

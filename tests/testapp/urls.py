@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from tests.testapp import views
 
@@ -20,4 +20,5 @@ urlpatterns = [
     path("file/", views.file, name="file"),
     path("async-ping/", views.async_ping, name="async-ping"),
     path("async-boom/", views.async_boom, name="async-boom"),
+    path("celery/", include("tests.testapp.celery_views")),
 ]

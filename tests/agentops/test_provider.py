@@ -153,7 +153,15 @@ def test_importing_agentops_sets_no_provider_and_patches_nothing() -> None:
     assert result == {"proxy": "ProxyTracerProvider", "untouched": True}
 
 
-def test_init_leaves_builtins_and_logging_untouched() -> None:
+def test_init_with_llm_instrumentation_on_leaves_builtins_and_logging_untouched() -> None:
+    builtins_before = dict(vars(builtins))
+    root_handlers = list(logging.getLogger().handlers)
+    agentops.init(auto_start_session=False)
+    assert {k: v for k, v in vars(builtins).items() if builtins_before.get(k) is not v} == {}
+    assert logging.getLogger().handlers == root_handlers
+
+
+def test_init_with_llm_instrumentation_off_does_not_touch_the_import_system_either() -> None:
     builtins_before = dict(vars(builtins))
     root_handlers = list(logging.getLogger().handlers)
     meta_path = list(sys.meta_path)

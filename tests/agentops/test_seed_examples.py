@@ -150,14 +150,22 @@ import agentops
 """
 )
 
-#: agentops installs the global provider; the user adds a processor to it afterwards.
+#: agentops installs the global provider (inside the example's own init());
+#: the processor is added to it the moment it is installed, as a user would
+#: right after init(), without the harness configuring agentops itself.
 _AGENTOPS_PROVIDER = (
     _COLLECTOR
     + """
-import agentops
+_set_tracer_provider = _trace.set_tracer_provider
 
-agentops.init(auto_start_session=False)
-_trace.get_tracer_provider().add_span_processor(_collector)
+
+def _add_collector_once_installed(provider):
+    _set_tracer_provider(provider)
+    _trace.get_tracer_provider().add_span_processor(_collector)
+
+
+_trace.set_tracer_provider = _add_collector_once_installed
+import agentops
 """
 )
 

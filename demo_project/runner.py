@@ -329,10 +329,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if children:
             _say(f"==> stopping {', '.join(child.name for child in reversed(children))}")
+            stopping = time.monotonic()
             forced = stop_all(list(reversed(children)))
             if forced:
                 _say(f"  did not stop in time, so signalled their whole process group: {', '.join(forced)}")
             left = [child.name for child in children if child.group_alive()]
-            _say(f"  still running: {', '.join(left)}" if left else "  all stopped")
+            took = time.monotonic() - stopping
+            _say(f"  still running: {', '.join(left)}" if left else f"  all stopped ({took:.1f} s)")
         signal.signal(signal.SIGINT, previous)
     return code

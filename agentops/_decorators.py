@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 _TRACE_KINDS = frozenset({SpanKind.TRACE, SpanKind.SESSION})
 
 
-class _Traced(wrapt.FunctionWrapper):  # type: ignore[misc]
+class _Traced(wrapt.FunctionWrapper):
     """agentops' wrapper type, so that decorating a class skips methods decorated on their own."""
 
 
@@ -101,11 +101,11 @@ class _Run:
                 self.span.end()
 
 
-def _function_of(target: Any) -> Callable[..., Any]:
+def _function_of(target: Any) -> Any:
     """The plain function behind a static/class/bound method (for its signature and kind)."""
     if isinstance(target, staticmethod | classmethod | types.MethodType):
-        return target.__func__  # type: ignore[no-any-return]
-    return target  # type: ignore[no-any-return]
+        return target.__func__
+    return target
 
 
 class _Spec:

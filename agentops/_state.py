@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TRACER_NAME = "agentops"
+_DISPATCHER_ATTR = "_agentops_dispatcher"
 
 
 class Dispatcher(SpanProcessor):
@@ -146,11 +147,13 @@ def _ensure_provider(config: Config) -> None:
                 "agentops spans go to a private provider"
             )
         state.owns_provider = True
-    if not getattr(provider, "_agentops_dispatcher", None):
-        provider.add_span_processor(state.dispatcher)
-        provider._agentops_dispatcher = state.dispatcher  # type: ignore[attr-defined]
+    # Marked on the provider, so that it never gets a second dispatcher.
+    existing = getattr(provider, _DISPATCHER_ATTR, None)
+    if isinstance(existing, Dispatcher):
+        state.dispatcher = existing
     else:
-        state.dispatcher = provider._agentops_dispatcher  # type: ignore[attr-defined]
+        provider.add_span_processor(state.dispatcher)
+        setattr(provider, _DISPATCHER_ATTR, state.dispatcher)
     state.provider = provider
     state.tracer = provider.get_tracer(TRACER_NAME, _version())
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
@@ -112,12 +112,12 @@ class TraceContext:
 
 def current_scope(ctx: Context | None = None) -> Scope | None:
     """The automatic scope (request/task) the caller runs in, if any."""
-    return context_api.get_value(_SCOPE_KEY, ctx)  # type: ignore[return-value]
+    return cast("Scope | None", context_api.get_value(_SCOPE_KEY, ctx))
 
 
 def current_trace(ctx: Context | None = None) -> TraceContext | None:
     """The trace started by ``start_trace`` that the caller runs in, if any."""
-    return context_api.get_value(_TRACE_KEY, ctx)  # type: ignore[return-value]
+    return cast("TraceContext | None", context_api.get_value(_TRACE_KEY, ctx))
 
 
 def context_with_scope(span: Span, name: str, ctx: Context | None = None) -> Context:

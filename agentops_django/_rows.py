@@ -98,6 +98,12 @@ def _json(value: Any) -> str:
     return text
 
 
+def _text(value: str, limit: int) -> str:
+    """A column-safe string: cut to the column's size, without NUL (PostgreSQL refuses it in text)."""
+    value = value[:limit]
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def _attributes(span: ReadableSpan) -> dict[str, Any]:
     """The span's attributes as a plain dict, without copying them one by one when possible."""
     raw = getattr(span, "_attributes", None)
@@ -185,10 +191,10 @@ class SpanRow:
             trace_id,
             span_id,
             format(parent.span_id, "016x") if parent is not None else "",
-            span.name[:255],
+            _text(span.name, 255),
             kind[:32],
             status.status_code.name,
-            status.description or "",
+            _text(status.description or "", 100_000),
             timestamp(start_ns, sqlite),
             timestamp(end_ns, sqlite),
             (end_ns - start_ns) / 1e6,

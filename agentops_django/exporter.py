@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, connections
+from django.db import DatabaseError, DataError, InterfaceError, connections
 from django.db.backends.utils import CursorWrapper
 from opentelemetry import context as context_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -210,8 +210,12 @@ class DatabaseSpanProcessor(SpanProcessor):
                 if self._stopping and not self._queue:
                     break
                 if self._stopping and time.monotonic() >= self._stop_deadline:
-                    self._drop(len(self._queue))
+                    left = list(self._queue)
                     self._queue.clear()
+                    self._drop(sum(1 for item in left if not isinstance(item, _Flush)))
+                    for item in left:
+                        if isinstance(item, _Flush):
+                            item.done.set()
                     break
         finally:
             with capture_internal_exceptions("database writer close"):
@@ -255,7 +259,7 @@ class DatabaseSpanProcessor(SpanProcessor):
         delay = 0.1
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                self.written += write_batch(self.alias, batch)
+                self.written += self._write_isolating(batch)
                 return
             except (DatabaseError, InterfaceError) as exc:
                 self.errors += 1
@@ -275,6 +279,27 @@ class DatabaseSpanProcessor(SpanProcessor):
             time.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
         self._drop(len(batch))
+
+    def _write_isolating(self, batch: Sequence[ReadableSpan]) -> int:
+        """Write the batch; if the database refuses a value, find and drop the refused spans only.
+
+        A ``DataError`` (a value the column or JSON type refuses) would fail
+        the batch on every try; halving it stores the good spans (each half
+        in its own transaction) and drops only the spans refused alone.
+        Other errors go up to the retry loop: halves already committed are
+        not counted again when the batch is retried.
+        """
+        try:
+            return write_batch(self.alias, batch)
+        except DataError as exc:
+            _reset_connection(self.alias)
+            if len(batch) == 1:
+                self.errors += 1
+                logger.warning("agentops_django: the database refused span %r: %r", batch[0].name, exc)
+                self._drop(1)
+                return 0
+        middle = len(batch) // 2
+        return self._write_isolating(batch[:middle]) + self._write_isolating(batch[middle:])
 
     def _store_stats(self) -> None:
         current = (self.written, self.dropped, self.errors)
@@ -341,7 +366,9 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
     rows = _rows.convert(spans, sqlite)
     by_key = {row.key: row for row in rows}
     inserted: list[_rows.SpanRow] = []
-    with _cursor(connection) as cursor:
+    # wrap_database_errors: COPY goes past Django's cursor wrapper, and its
+    # driver errors must arrive as Django's (DataError, OperationalError, ...).
+    with connection.wrap_database_errors, _cursor(connection) as cursor:
         if sqlite:
             # Take the write lock first: a deferred transaction that upgrades
             # later can fail at once with "database is locked".

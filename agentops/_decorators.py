@@ -90,11 +90,13 @@ class _Run:
         if self.done:
             return
         self.done = True
-        with capture_internal_exceptions("decorator finish"):
-            if exc is not None and self.span.is_recording():
-                self.span.record_exception(exc)
+        if exc is not None and self.span.is_recording():
+            # Apart from ending: the user's exception may fail even str(exc).
+            with capture_internal_exceptions("decorator error"):
                 self.span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
                 self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:1024]))
+                self.span.record_exception(exc)
+        with capture_internal_exceptions("decorator finish"):
             if self.trace is not None:
                 close_trace(self.trace, TraceState.ERROR if exc is not None else TraceState.SUCCESS)
             else:

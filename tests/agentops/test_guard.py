@@ -100,3 +100,20 @@ def test_the_users_exception_is_never_counted_as_an_internal_error(spans: Captur
     with pytest.raises(LookupError):
         lookup()
     assert counters().get("internal_errors", 0) == 0
+
+
+def test_an_exception_whose_str_fails_still_ends_the_span_and_reaches_the_caller(spans: CapturedSpans) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("cannot print")
+
+    error = Unprintable()
+
+    @agentops.tool
+    def lookup() -> None:
+        raise error
+
+    with pytest.raises(Unprintable) as raised:
+        lookup()
+    assert raised.value is error
+    assert spans.one("lookup.tool").end_time is not None

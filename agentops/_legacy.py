@@ -42,7 +42,13 @@ class Session:
         return self.trace_context.trace_id
 
     @property
+    def session_id(self) -> str:
+        """The old name of :attr:`trace_id`."""
+        return self.trace_context.trace_id
+
+    @property
     def is_running(self) -> bool:
+        """False once the session has ended."""
         return not self.trace_context.ended
 
     def end_session(self, end_state: Any = TraceState.SUCCESS, **kwargs: Any) -> None:

@@ -193,8 +193,8 @@ def test_eta_in_a_worker_process_is_not_counted_as_queue_wait(worker, writer, wa
     rows = wait_for_tasks(wait_for, [result.id])
     run, publish = run_row(rows, result.id), publish_row(rows, result.id)
     waited_ms = (run.started_at - publish.started_at).total_seconds() * 1000
-    assert run.started_at >= eta - dt.timedelta(milliseconds=5)
-    assert 0 <= run.attributes[cs.CELERY_QUEUE_WAIT_MS] < waited_ms
+    # Counted from publish it would be about waited_ms; counted from the eta, ~500 ms less.
+    assert 0 <= run.attributes[cs.CELERY_QUEUE_WAIT_MS] <= max(0.0, waited_ms - 400)
 
 
 def test_a_request_that_enqueues_a_canvas_is_one_trace(worker, writer, live_server, wait_for):

@@ -241,8 +241,8 @@ def test_countdown_is_not_counted_as_queue_wait(worker_app, traced, wait_for):
     run = run_of(traced, result.id, wait_for)
     publish = publish_of(traced, result.id)
     waited_ms = (run.start_time - publish.start_time) / 1e6
-    assert waited_ms >= 500
-    assert 0 <= run.attributes[cs.CELERY_QUEUE_WAIT_MS] <= waited_ms - 500 + 50
+    # Counted from publish it would be about waited_ms; counted from the due time, ~500 ms less.
+    assert 0 <= run.attributes[cs.CELERY_QUEUE_WAIT_MS] <= max(0.0, waited_ms - 400)
 
 
 def test_chain_group_and_chord_are_one_trace(worker_app, traced, wait_for):

@@ -30,8 +30,7 @@ input tokens read from the prompt cache (besides the counted ones);
 error event each API sends. A request offering ``tools`` whose last turn is the
 user's own words gets a call of the first tool, with arguments
 ``{"query": <last user text>}``; once the tool result is sent back, the answer
-is text again. Every request is kept in
-:attr:`LLMServer.requests`.
+is text again. Every request is kept in :attr:`LLMServer.requests`.
 """
 
 from __future__ import annotations

@@ -269,9 +269,11 @@ class PrivatePostgres:
 class PrivateRedis:
     """A Redis server of our own on a loopback port, without persistence."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, persistent: bool = False) -> None:
         self.port = port or free_port()
         self.workdir = workdir
+        #: With an append-only file, a clean restart keeps the queues (and unacked messages).
+        self.persistent = persistent
         self.proc: Proc | None = None
         self.starts = 0
 
@@ -291,7 +293,9 @@ class PrivateRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--daemonize",
                 "no",
                 "--dir",
@@ -315,6 +319,13 @@ class PrivateRedis:
         if self.proc is not None:
             self.proc.stop()
             self.proc = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server cleanly (SIGTERM), stay down ``down_for`` seconds, start it on the same port."""
+        self.stop()
+        wait_for(lambda: not port_open(self.port), f"Redis on port {self.port} to stop")
+        time.sleep(down_for)
+        self.start()
 
 
 # --- OTLP collector -----------------------------------------------------------------

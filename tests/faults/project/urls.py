@@ -12,5 +12,6 @@ urlpatterns = [
     path("work/", views.work, name="faults-work"),
     path("slow/", views.slow, name="faults-slow"),
     path("here/", views.echo_headers, name="faults-here"),
+    path("enqueue/", views.enqueue, name="faults-enqueue"),
     path("", include("tests.testapp.urls")),
 ]

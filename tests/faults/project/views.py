@@ -29,3 +29,12 @@ def slow(request: HttpRequest) -> HttpResponse:
 
 def echo_headers(request: HttpRequest) -> HttpResponse:
     return HttpResponse(json.dumps({**tasks.current_ids()}), content_type="application/json")
+
+
+def enqueue(request: HttpRequest) -> JsonResponse:
+    """Publish task ``name`` with JSON ``args`` (and ``new_trace=1`` for a trace of its own) from this request."""
+    from celery import current_app
+
+    headers = {"agentops_new_trace": True} if request.GET.get("new_trace") else None
+    result = current_app.send_task(request.GET["name"], args=json.loads(request.GET.get("args", "[]")), headers=headers)
+    return JsonResponse({**tasks.current_ids(), "task_id": result.id})

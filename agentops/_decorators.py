@@ -242,6 +242,30 @@ def _coroutine_wrapper(spec: _Spec) -> Callable[..., Any]:
     return wrapper
 
 
+def _start_generator(
+    parent: Context,
+    spec: _Spec,
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[_Run, Any]:
+    """Start a generator's span as a child of ``parent`` and create the generator inside it."""
+    token = context_api.attach(parent)
+    try:
+        run = _Run(spec, instance, args, kwargs)
+    finally:
+        context_api.detach(token)
+    token = run.attach()
+    try:
+        return run, wrapped(*args, **kwargs)
+    except BaseException as exc:
+        run.finish(exc)
+        raise
+    finally:
+        context_api.detach(token)
+
+
 def _generator_wrapper(spec: _Spec) -> Callable[..., Any]:
     def steps(
         parent: Context, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -251,19 +275,7 @@ def _generator_wrapper(spec: _Spec) -> Callable[..., Any]:
         # own code runs, never between yields: it cannot leak into the
         # consumer. Exhaustion, an exception, close() and garbage collection
         # (which closes a suspended generator) all end it.
-        token = context_api.attach(parent)
-        try:
-            run = _Run(spec, instance, args, kwargs)
-        finally:
-            context_api.detach(token)
-        token = run.attach()
-        try:
-            gen = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        finally:
-            context_api.detach(token)
+        run, gen = _start_generator(parent, spec, wrapped, instance, args, kwargs)
         sent: Any = None
         thrown: BaseException | None = None
         count = 0
@@ -313,19 +325,7 @@ def _async_generator_wrapper(spec: _Spec) -> Callable[..., Any]:
         parent: Context, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         # As for generators (see _generator_wrapper).
-        token = context_api.attach(parent)
-        try:
-            run = _Run(spec, instance, args, kwargs)
-        finally:
-            context_api.detach(token)
-        token = run.attach()
-        try:
-            agen = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        finally:
-            context_api.detach(token)
+        run, agen = _start_generator(parent, spec, wrapped, instance, args, kwargs)
         sent: Any = None
         thrown: BaseException | None = None
         count = 0

@@ -130,6 +130,27 @@ def feed(spans: list) -> tuple[int, float]:
     return stats["written"], elapsed
 
 
+def server_cpu_seconds() -> float:
+    """CPU time of the PostgreSQL backends serving the benchmark database (same machine only)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _child(spans: list, barrier: multiprocessing.synchronize.Barrier) -> None:
     code = 1
     try:
@@ -141,13 +162,19 @@ def _child(spans: list, barrier: multiprocessing.synchronize.Barrier) -> None:
 
 
 def run(count: int, processes: int) -> None:
+    import resource
+
     from django.db import connections
 
     from agentops_django import exporter
 
     spans = make_spans(count, seed=processes)
+    cpu_before = time.process_time()
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server = 0.0
     if processes == 1:
         written, elapsed = feed(spans)
+        server = server_cpu_seconds()  # the writer's connection is still open
     else:
         connections.close_all()
         context = multiprocessing.get_context("fork")
@@ -163,8 +190,18 @@ def run(count: int, processes: int) -> None:
         if any(child.exitcode for child in children):
             raise SystemExit(f"a child failed: {[c.exitcode for c in children]}")
         written = count
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client = time.process_time() - cpu_before
+    client += (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+    if exporter._processor is not None:
+        exporter._processor.shutdown()
     exporter._processor = None  # a fresh writer for the next run
     print(f"  {processes} process(es): {written} spans in {elapsed:.2f} s = {written / elapsed:,.0f} spans/s")
+    line = f"    writer CPU {client / written * 1e6:.1f} us/span"
+    if server:
+        line += f", database server CPU {server / written * 1e6:.1f} us/span"
+        line += f" (CPU-bound ceiling of one process: {written / (client + server):,.0f} spans/s)"
+    print(line)
 
 
 def main() -> None:

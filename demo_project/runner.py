@@ -68,7 +68,11 @@ class _Progress:
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="demo.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="demo.py",
+        description="The agentops-django demo: a traced research-assistant site with its Celery worker. "
+        "Serves until Ctrl-C; with --once, checks that every trace arrived whole and exits.",
+    )
     parser.add_argument("--once", action="store_true", help="run the scenario, check every trace arrived whole, exit")
     parser.add_argument("--port", type=int, default=0, help="web server port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the traces (default 90)")

@@ -172,16 +172,17 @@ def new_trace(
     # Inside a request/task: a child of the current span, so the request is one
     # picture. Anywhere else a new root, whatever is current (the init session,
     # another trace, a foreign span): nothing nests by accident.
-    span = state.tracer.start_span(trace_name, context=parent_context if scope is not None else _ROOT)
-    if span.is_recording():
-        attributes: dict[str, Any] = {
-            semconv.AGENTOPS_SPAN_KIND: kind,
-            semconv.AGENTOPS_TRACE_NAME: trace_name,
-        }
-        all_tags = _tags(tags)
-        if all_tags:
-            attributes[semconv.AGENTOPS_TAGS] = all_tags
-        span.set_attributes(attributes)
+    # Attributes at start: samplers and on_start processors see the kind.
+    attributes: dict[str, Any] = {
+        semconv.AGENTOPS_SPAN_KIND: kind,
+        semconv.AGENTOPS_TRACE_NAME: trace_name,
+    }
+    all_tags = _tags(tags)
+    if all_tags:
+        attributes[semconv.AGENTOPS_TAGS] = all_tags
+    span = state.tracer.start_span(
+        trace_name, context=parent_context if scope is not None else _ROOT, attributes=attributes
+    )
     trace_context = TraceContext(span, None, is_init_trace, parent_context, parent_context, scope)
     ctx = trace_api.set_span_in_context(span, parent_context)
     trace_context.context = context_api.set_value(_TRACE_KEY, trace_context, ctx)

@@ -131,7 +131,9 @@ class DatabaseSpanProcessor(SpanProcessor):
         queue.append(span)
         if self._thread is None:
             self._start_thread()
-        elif len(queue) == self.batch_size:
+        elif len(queue) == 1 or len(queue) == self.batch_size:
+            # The first span after an idle spell starts the batch interval's clock;
+            # without it the thread sleeps until its stats interval (30 s).
             self._wake.set()
 
     def _drop(self, count: int) -> None:

@@ -115,6 +115,26 @@ class _State:
 state = _State()
 
 
+def _after_fork_in_child() -> None:
+    """In a forked child, the traces still open belong to the parent.
+
+    The child forgets them (the parent ends and exports them; a child ending
+    them too would export each root span once per child), and gets fresh
+    locks, since a lock another thread held at fork time is never released.
+    """
+    state.pid = os.getpid()
+    state.lock = threading.RLock()
+    state.dispatcher._lock = threading.Lock()
+    for trace_context in state.active_traces.values():
+        trace_context.ended = True
+    state.active_traces.clear()
+    state.init_trace = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def is_initialized() -> bool:
     """Whether ``init()`` has run (and ``reset()`` has not run since)."""
     return state.config is not None

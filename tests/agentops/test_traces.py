@@ -8,10 +8,16 @@ spans belong to which trace, what ``end_trace`` ends, and what it records.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry import context as context_api
@@ -22,6 +28,8 @@ import agentops
 from agentops import semconv
 from agentops._traces import context_with_scope, current_scope, current_trace
 from agentops.testing import CapturedSpans, captured_spans
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def child_span(name: str = "work") -> None:
@@ -377,3 +385,37 @@ def test_end_trace_with_something_that_is_not_a_trace_warns_and_does_nothing(
     assert trace_context in agentops.active_traces()
     assert "42" in caplog.text
     agentops.end_trace(trace_context)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_ends_or_exports_the_parents_open_traces() -> None:
+    code = textwrap.dedent(
+        """
+        import json, os
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+        import agentops
+
+        class Printer(SpanExporter):
+            def export(self, spans):
+                for span in spans:
+                    print(json.dumps([span.name, os.getpid() == parent]), flush=True)
+                return SpanExportResult.SUCCESS
+
+        parent = os.getpid()
+        agentops.init(instrument_llm_calls=False, exporters=[SimpleSpanProcessor(Printer())])
+        pid = os.fork()
+        if pid == 0:
+            assert agentops.active_traces() == []
+            with agentops.start_trace("child-job"):
+                pass
+            raise SystemExit(0)  # a normal exit: atexit handlers run in the child too
+        os.waitpid(pid, 0)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTOPS_")}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True, cwd=ROOT
+    )
+    exported = sorted(json.loads(line) for line in done.stdout.splitlines())
+    assert exported == [["child-job", False], ["session", True]]

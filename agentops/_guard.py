@@ -9,6 +9,7 @@ exceptions never pass through it: wrappers call user code outside the guard.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -17,6 +18,17 @@ from types import TracebackType
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread may have held the lock at fork time; in the child it
+    # would never be released.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _counts: Counter[str] = Counter()
 #: Called with each swallowed exception; tests set it to fail loudly.
 _hook: Callable[[BaseException], None] | None = None

@@ -38,7 +38,7 @@ from agentops import semconv
 from agentops._guard import capture_internal_exceptions
 from agentops._serialize import REDACTED, is_secret_key
 from agentops._state import state
-from agentops._traces import close_trace, context_with_scope
+from agentops._traces import close_trace, context_with_scope, current_scope
 from agentops.semconv import TraceState
 from agentops_django.conf import get_config
 
@@ -55,6 +55,7 @@ _REQUEST = semconv.SpanKind.REQUEST
 _SUCCESS = TraceState.SUCCESS.value
 _ERROR = TraceState.ERROR.value
 _INDETERMINATE = TraceState.INDETERMINATE.value
+_OK = Status(StatusCode.OK)
 
 
 class _Traced:
@@ -306,14 +307,12 @@ def _end(traced: _Traced, status: int, exc: BaseException | None, error: bool = 
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}" if exc is not None else None))
     else:
         span.set_attribute(semconv.AGENTOPS_END_STATE, _SUCCESS)
-        span.set_status(Status(StatusCode.OK))
+        span.set_status(_OK)
     span.end()
 
 
 def _end_leftovers(traced: _Traced) -> None:
     """End, as Indeterminate, the traces the view started and did not end."""
-    from agentops._traces import current_scope
-
     scope = current_scope(traced.context)
     with state.lock:
         leftovers = [t for t in state.active_traces.values() if t.scope is scope]

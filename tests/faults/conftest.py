@@ -106,6 +106,18 @@ def private_redis(workdir: Path) -> Iterator[harness.PrivateRedis]:
 
 
 @pytest.fixture
+def persistent_redis(workdir: Path) -> Iterator[harness.PrivateRedis]:
+    """A private Redis with an append-only file: a clean restart keeps queued and unacked messages."""
+    _need("redis-server", "redis-server")
+    server = harness.PrivateRedis(workdir, persistent=True)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
 
@@ -247,10 +259,14 @@ def stack(
     """``stack(agentops={...}, celery={...})``: a migrated private database, a broker, process starters."""
     made: list[Stack] = []
 
-    def make(agentops: dict[str, Any] | None = None, celery: dict[str, Any] | None = None) -> Stack:
+    def make(
+        agentops: dict[str, Any] | None = None,
+        celery: dict[str, Any] | None = None,
+        redis: harness.PrivateRedis | None = None,
+    ) -> Stack:
         dbname = f"stack_{unique}_{len(made)}"
         pg_up.create_database(dbname)
-        built = Stack(pg_up, private_redis, procs, dbname, agentops or {}, celery or {})
+        built = Stack(pg_up, redis or private_redis, procs, dbname, agentops or {}, celery or {})
         harness.migrate(built.env, workdir)
         made.append(built)
         return built

@@ -5,7 +5,8 @@ line on stdin, in turn (A B C D A B C D ...), so that machine drift falls on
 every variant alike; each answer is one JSON line on stdout.
 
 Commands (``op``):
-  ``wsgi``: call the WSGI handler in-process ``n`` times on ``path``; the median µs.
+  ``wsgi``: call the WSGI handler in-process ``n`` times on ``path``; the median µs,
+      and the CPU µs per request of the process's other threads (exporters, the writer).
   ``publish``: publish ``mark(start)``, ``n`` no-ops and ``mark(end)``; µs per ``delay()``.
   ``rss``: this process's current and peak resident memory.
   ``profile``: cProfile ``n`` calls on ``path``; the top functions.
@@ -21,6 +22,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,20 @@ from typing import Any
 from benchmarks.procs import read_status_kib
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.project.settings")
+
+
+def background_cpu_ns() -> int:
+    """CPU time used so far by this process's threads other than the main one (exporters, writers)."""
+    total = 0
+    main = threading.main_thread()
+    for thread in threading.enumerate():
+        if thread is main or thread.ident is None:
+            continue
+        try:
+            total += time.clock_gettime_ns(time.pthread_getcpuclockid(thread.ident))
+        except (OSError, OverflowError):
+            continue  # the thread ended meanwhile
+    return total
 
 
 class Driver:
@@ -77,13 +93,15 @@ class Driver:
         timings = []
         clock = time.perf_counter_ns
         gc.collect()
+        background = background_cpu_ns()
         for _ in range(n):
             t0 = clock()
             self.call(path, query)
             timings.append(clock() - t0)
         if flush:
             self.flush()
-        return {"median_us": statistics.median(timings) / 1000, "n": n}
+        background = background_cpu_ns() - background
+        return {"median_us": statistics.median(timings) / 1000, "n": n, "background_cpu_us": background / n / 1000}
 
     def publish(self, n: int, queue: str, run_id: str, flush: bool = True, **_: Any) -> dict[str, Any]:
         from benchmarks.project.celery_app import mark, noop

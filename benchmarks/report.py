@@ -154,6 +154,18 @@ def markdown(results: dict[str, Any], png_path: Path | None, md_path: Path) -> s
                 add(f"| `{path}` | " + " | ".join(cells) + f" | {fmt(ratio, '.2f')} |")
             add("")
 
+    if results.get("inproc_background_cpu"):
+        add(
+            "CPU µs per request spent by the other threads of the same process (OpenTelemetry's batch exporter "
+            "thread, Sentry's transport worker, agentops' database writer), measured with per-thread CPU clocks "
+            "over each batch, the flush at its end included; this is host CPU too, on top of the latency above.\n"
+        )
+        add("| database | view | none | otel | sentry | agentops |\n| --- | --- | ---: | ---: | ---: | ---: |")
+        for db, table in results["inproc_background_cpu"].items():
+            for path, row in table.items():
+                add(f"| {db} | `{path}` | " + " | ".join(fmt(med(row[v]), ".0f", " µs") for v in VARIANTS) + " |")
+        add("")
+
     if results.get("server"):
         add("## 1b. A real server under load\n")
         add(

@@ -56,6 +56,9 @@ VARIANTS = ("none", "otel", "sentry", "agentops")
 PATHS = ("/ping", "/db", "/enqueue")
 PG_NAME = "agentops_bench"
 REDIS_DB = 11
+#: The writer's and the admin's scripts get databases of their own, apart from their authors' runs.
+WRITER_DB = {"--pg-name": "agentops_bench_suite_writer"}
+ADMIN_DB = {"--database": "agentops_bench_suite_admin"}
 
 #: Sizes per mode. ``smoke`` is the smallest configuration, for the smoke test.
 MODES: dict[str, dict[str, Any]] = {
@@ -73,8 +76,8 @@ MODES: dict[str, dict[str, Any]] = {
         mem_requests=300,
         mem_tasks=40,
         profile_n=50,
-        writer_args={"--spans": "2000", "--backend": "sqlite", "--processes": "1,4"},
-        admin_args={"--traces": "200", "--big-trace": "200", "--repeat": "1"},
+        writer_args={"--spans": "2000", "--backend": "sqlite", "--processes": "1,4", **WRITER_DB},
+        admin_args={"--traces": "1000", "--big-trace": "200", "--repeat": "1", **ADMIN_DB},
     ),
     "quick": dict(
         dbs=("sqlite", "postgres"),
@@ -90,8 +93,8 @@ MODES: dict[str, dict[str, Any]] = {
         mem_requests=10_000,
         mem_tasks=2_000,
         profile_n=1_000,
-        writer_args={"--spans": "20000"},
-        admin_args={"--traces": "10000", "--repeat": "3"},
+        writer_args={"--spans": "20000", **WRITER_DB},
+        admin_args={"--traces": "10000", "--repeat": "3", **ADMIN_DB},
     ),
     # Sized to run in about ten minutes on a quiet two-core machine.
     "full": dict(
@@ -108,8 +111,8 @@ MODES: dict[str, dict[str, Any]] = {
         mem_requests=100_000,
         mem_tasks=10_000,
         profile_n=2_000,
-        writer_args={},
-        admin_args={"--traces": "100000"},
+        writer_args={**WRITER_DB},
+        admin_args={"--traces": "100000", **ADMIN_DB},
     ),
 }
 
@@ -199,12 +202,12 @@ class Suite:
         return dbs
 
     def prepare_databases(self) -> None:
-        if self.have_pg:
+        if "postgres" in self.dbs():
             import psycopg
 
             with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {PG_NAME} WITH (FORCE)")
-                conn.execute(f"CREATE DATABASE {PG_NAME}")
+                if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_NAME]).fetchone():
+                    conn.execute(f"CREATE DATABASE {PG_NAME}")
         for db in self.dbs():
             log(f"migrating the {db} database")
             subprocess.run(
@@ -214,6 +217,12 @@ class Suite:
                 check=True,
                 timeout=300,
             )
+        if "postgres" in self.dbs():
+            import psycopg
+
+            # Start from empty trace tables, so each run's writer works on the same table sizes.
+            with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={PG_NAME}", autocommit=True) as conn:
+                conn.execute("TRUNCATE agentops_django_span, agentops_django_trace, agentops_django_writerstats")
 
     def redis(self) -> Any:
         import redis
@@ -260,11 +269,15 @@ class Suite:
                     for path in paths:
                         driver.ask("wsgi", path=path, n=max(self.size["wsgi_n"] // 3, 10))
                 table = out.setdefault(db, {path: {v: [] for v in VARIANTS} for path in paths})
+                background = self.results.setdefault("inproc_background_cpu", {}).setdefault(
+                    db, {path: {v: [] for v in VARIANTS} for path in paths}
+                )
                 for _ in range(self.size["rounds"]):
                     for path in paths:
                         for variant, driver in drivers.items():
                             answer = driver.ask("wsgi", path=path, n=self.size["wsgi_n"])
                             table[path][variant].append(answer["median_us"])
+                            background[path][variant].append(answer["background_cpu_us"])
             self.purge_queues()
             log(f"   {db}: " + summarise_latency(out[db]))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import wrapt
 
@@ -40,19 +40,30 @@ def installed() -> frozenset[str]:
 
 
 def _install(name: str) -> None:
-    with _lock:
-        if name not in _wanted or name in _installed:
+    if name not in _wanted or name in _installed:
+        return
+    module_name = INTEGRATIONS[name][0]
+    with capture_internal_exceptions(f"instrumenting {name}"):
+        try:
+            # Imported before taking the lock: holding it while another thread
+            # holds the client library's import lock could deadlock.
+            module = importlib.import_module(module_name)
+        except DidNotEnable as exc:
+            logger.info("agentops: %s integration not enabled: %s", name, exc)
             return
-        module_name = INTEGRATIONS[name][0]
-        with capture_internal_exceptions(f"instrumenting {name}"):
-            try:
-                module = importlib.import_module(module_name)
-                module.instrument()
-            except DidNotEnable as exc:
-                logger.info("agentops: %s integration not enabled: %s", name, exc)
+        with _lock:
+            if name not in _wanted or name in _installed:
                 return
+            module.instrument()
             _installed.add(name)
-            logger.debug("agentops: %s instrumented", name)
+        logger.debug("agentops: %s instrumented", name)
+
+
+def _post_import_hook(name: str) -> Callable[[object], None]:
+    def hook(_module: object) -> None:
+        _install(name)
+
+    return hook
 
 
 def instrument(names: Iterable[str] | None = None) -> None:
@@ -74,7 +85,7 @@ def instrument(names: Iterable[str] | None = None) -> None:
             _hooked.add(name)
         if first_hook:
             # The hook stays registered (wrapt cannot remove one); _wanted decides.
-            wrapt.register_post_import_hook(lambda _module, n=name: _install(n), INTEGRATIONS[name][1])
+            wrapt.register_post_import_hook(_post_import_hook(name), INTEGRATIONS[name][1])
         else:
             import sys
 

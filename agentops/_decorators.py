@@ -163,7 +163,7 @@ class _Spec:
         if names is not None:
             if instance is not None:
                 names = names[1:]
-            if len(args) <= len(names) and all(key in names[len(args) :] for key in kwargs):
+            if len(args) <= len(names) and (not kwargs or kwargs.keys() <= set(names[len(args) :])):
                 values = dict(zip(names, args, strict=False))  # fewer args than names: defaults
                 values.update(kwargs)
                 return values

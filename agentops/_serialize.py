@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 REDACTED = "[REDACTED]"
+# One encoder for all calls: json.dumps() builds a new one whenever it is given options.
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 _MAX_DEPTH = 12
 _MAX_ITEMS = 200
 
@@ -161,12 +163,7 @@ def to_json(value: Any, *, redact_keys: frozenset[str], max_size: int) -> str:
     that was left out.
     """
     try:
-        text = json.dumps(
-            _plain(value, redact_keys, max_size, 0, set()),
-            ensure_ascii=False,
-            separators=(",", ":"),
-            allow_nan=False,
-        )
+        text = _encoder.encode(_plain(value, redact_keys, max_size, 0, set()))
     except Exception as exc:
         text = json.dumps(f"<unserialisable: {type(exc).__name__}>")
     return truncate(text, max_size)

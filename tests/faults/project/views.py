@@ -18,7 +18,13 @@ def work(request: HttpRequest) -> JsonResponse:
     tasks.make_spans(count, tokens, errors)
     task_ids = []
     for _ in range(int(request.GET.get("tasks", "0"))):
-        task_ids.append(tasks.work.delay(int(request.GET.get("task_n", "1"))).id)
+        task_ids.append(
+            tasks.work.delay(
+                int(request.GET.get("task_n", "1")),
+                int(request.GET.get("task_tokens", "0")),
+                int(request.GET.get("task_errors", "0")),
+            ).id
+        )
     return JsonResponse({**tasks.current_ids(), "task_ids": task_ids})
 
 

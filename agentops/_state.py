@@ -24,6 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
+from agentops import semconv
 from agentops._guard import capture_internal_exceptions
 
 if TYPE_CHECKING:
@@ -224,7 +225,11 @@ def configure(config: Config) -> None:
     """
     with state.lock:
         _ensure_provider(config)
-        if state.provider is not None and config.service_name != _service_name(state.provider):
+        if (
+            state.provider is not None
+            and config.service_name != semconv.DEFAULT_SERVICE_NAME
+            and config.service_name != _service_name(state.provider)
+        ):
             logger.info(
                 "agentops: service_name %r not applied: the tracer provider already exists", config.service_name
             )

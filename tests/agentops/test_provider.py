@@ -273,11 +273,17 @@ def otlp_receiver() -> Iterator[tuple[str, list]]:
     server.server_close()
 
 
+@pytest.mark.parametrize(
+    ("variable", "suffix"),
+    [("OTEL_EXPORTER_OTLP_ENDPOINT", ""), ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "/v1/traces")],
+)
 def test_the_otlp_exporter_posts_protobuf_to_the_standard_endpoint_variables(
-    agentops_init, otlp_receiver, monkeypatch: pytest.MonkeyPatch
+    agentops_init, otlp_receiver, monkeypatch: pytest.MonkeyPatch, variable: str, suffix: str
 ) -> None:
     endpoint, received = otlp_receiver
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, endpoint + suffix)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-team=agents")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("no_proxy", "127.0.0.1")

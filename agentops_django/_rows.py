@@ -348,8 +348,8 @@ CREATE_STAGES_SQL = (
 
 
 def copy_sql(stage: str) -> str:
-    """``COPY ... FROM STDIN`` into a staging table."""
-    columns = SPAN_COLUMNS if stage == SPAN_STAGE else TRACE_COLUMNS
+    """``COPY ... FROM STDIN`` into a staging table (or straight into the span table)."""
+    columns = TRACE_COLUMNS if stage == TRACE_STAGE else SPAN_COLUMNS
     return f"COPY {stage} ({', '.join(columns)}) FROM STDIN"
 
 

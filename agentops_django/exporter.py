@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import DatabaseError, DataError, InterfaceError, connections
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, connections
 from django.db.backends.utils import CursorWrapper
 from opentelemetry import context as context_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -365,6 +365,8 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
     if vendor not in ("postgresql", "sqlite"):
         raise DatabaseError(f"the agentops database writer supports PostgreSQL and SQLite, not {vendor}")
     sqlite = vendor == "sqlite"
+    # psycopg 3 has COPY from Python rows; with psycopg2, multi-row VALUES.
+    copy = not sqlite and _has_copy(connection)
     rows = _rows.convert(spans, sqlite)
     by_key = {row.key: row for row in rows}
     inserted: list[_rows.SpanRow] = []
@@ -376,24 +378,27 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
             # later can fail at once with "database is locked".
             cursor.execute("PRAGMA busy_timeout = 30000")
             cursor.execute("BEGIN IMMEDIATE")
-        else:
+        elif copy:
             _ensure_stages(connection, cursor)
             cursor.execute("BEGIN")
+        else:
+            cursor.execute("BEGIN")
         try:
-            if sqlite:
-                inserted = _insert_spans_values(cursor, rows, by_key)
+            if copy:
+                inserted = _insert_spans_copy(connection, cursor, rows, by_key)
             else:
-                inserted = _insert_spans_copy(cursor, rows, by_key)
+                inserted = _insert_spans_values(cursor, rows, by_key, postgres=not sqlite)
             summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), sqlite))
-            if sqlite:
+            if copy:
+                if summaries:
+                    with cursor.copy(_rows.copy_sql(_rows.TRACE_STAGE)) as stream:
+                        for summary in summaries:
+                            stream.write_row(summary)
+                    cursor.execute(_rows.upsert_traces_sql(0, postgres=True, stage=_rows.TRACE_STAGE))
+            else:
                 for start in range(0, len(summaries), _rows.CHUNK):
                     chunk = summaries[start : start + _rows.CHUNK]
-                    cursor.execute(_rows.upsert_traces_sql(len(chunk), postgres=False), _rows.flatten(chunk))
-            elif summaries:
-                with cursor.copy(_rows.copy_sql(_rows.TRACE_STAGE)) as copy:
-                    for summary in summaries:
-                        copy.write_row(summary)
-                cursor.execute(_rows.upsert_traces_sql(0, postgres=True, stage=_rows.TRACE_STAGE))
+                    cursor.execute(_rows.upsert_traces_sql(len(chunk), postgres=not sqlite), _rows.flatten(chunk))
             cursor.execute("COMMIT")
         except BaseException:
             try:
@@ -404,18 +409,45 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
     return len(inserted)
 
 
-def _insert_spans_values(cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow]) -> list[Any]:
-    """SQLite: multi-row ``INSERT ... VALUES`` in chunks."""
+def _has_copy(connection: Any) -> bool:
+    return getattr(connection.Database, "__name__", "") == "psycopg"
+
+
+def _insert_spans_values(
+    cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow], postgres: bool
+) -> list[Any]:
+    """SQLite (and psycopg2): multi-row ``INSERT ... VALUES ... RETURNING`` in chunks."""
     inserted = []
     for start in range(0, len(rows), _rows.CHUNK):
         chunk = rows[start : start + _rows.CHUNK]
-        cursor.execute(_rows.insert_spans_sql(len(chunk), postgres=False), _rows.flatten(row.values for row in chunk))
+        cursor.execute(_rows.insert_spans_sql(len(chunk), postgres), _rows.flatten(row.values for row in chunk))
         inserted.extend(by_key[(trace_id, span_id)] for trace_id, span_id in cursor.fetchall())
     return inserted
 
 
-def _insert_spans_copy(cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow]) -> list[Any]:
-    """PostgreSQL: ``COPY`` into the staging table, then one ``INSERT ... SELECT``."""
+def _insert_spans_copy(
+    connection: Any, cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow]
+) -> list[Any]:
+    """PostgreSQL: ``COPY`` the spans straight into their table; if one is stored already, go through staging.
+
+    A span is almost always new, so the batch is first copied straight in
+    (all of it then counts as inserted). If any span of the batch is stored
+    already (a redelivery, or another process wrote it meanwhile), the copy
+    fails as a whole on the unique constraint, is rolled back to the
+    savepoint, and the batch goes through the staging table and
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, which says which spans
+    are new.
+    """
+    cursor.execute("SAVEPOINT agentops_copy")
+    try:
+        with cursor.copy(_rows.copy_sql(_rows.SPAN_TABLE)) as copy:
+            for row in rows:
+                copy.write_row(row.values)
+    except (IntegrityError, connection.Database.IntegrityError):
+        cursor.execute("ROLLBACK TO SAVEPOINT agentops_copy")
+    else:
+        cursor.execute("RELEASE SAVEPOINT agentops_copy")
+        return list(rows)
     with cursor.copy(_rows.copy_sql(_rows.SPAN_STAGE)) as copy:
         for row in rows:
             copy.write_row(row.values)

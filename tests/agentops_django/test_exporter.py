@@ -153,7 +153,11 @@ def test_before_the_root_arrives_the_trace_is_indeterminate_and_named_by_its_fir
     assert_request_summary(trace_id)
 
 
-def test_duplicate_spans_are_stored_and_counted_once() -> None:
+@pytest.mark.parametrize("copy", [True, False], ids=["copy", "values"])
+def test_duplicate_spans_are_stored_and_counted_once(copy: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL both ways in (COPY with psycopg 3, VALUES with psycopg2) count a span once."""
+    if not copy:
+        monkeypatch.setattr(exporter, "_has_copy", lambda connection: False)
     trace_id = new_trace_id()
     spans = request_trace(trace_id)
     assert write_batch("default", spans + spans[:2]) == 5

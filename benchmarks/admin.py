@@ -274,11 +274,12 @@ def load(count: int, big: int, host: str, port: int, name: str) -> str:
 def measure(big_id: str, repeat: int, count: int) -> list[tuple[str, float, int]]:
     """Median milliseconds per admin page, over ``repeat`` requests after one warm-up."""
     from django.contrib.auth.models import User
+    from django.db import OperationalError, close_old_connections, connections
     from django.test import Client
 
     from agentops_django.models import Trace
 
-    user = User.objects.create_superuser("bench", "bench@example.com", "bench")
+    user = User.objects.filter(username="bench").first() or User.objects.create_superuser("bench", "b@example.com", "b")
     client = Client()
     client.force_login(user)
     some = Trace.objects.order_by("-started_at").values_list("trace_id", "pk")[500]
@@ -299,14 +300,24 @@ def measure(big_id: str, repeat: int, count: int) -> list[tuple[str, float, int]
         ("trace page, big trace, rows 2001+", f"/admin/agentops_django/trace/{big_pk}/change/?offset=2000"),
         ("OTLP JSON, big trace", f"/admin/agentops_django/trace/{big_pk}/otlp.json"),
     ]
+
+    def get(url: str):
+        # One retry: a shared server may drop connections (a restart, another user's DROP ... FORCE).
+        try:
+            return client.get(url)
+        except OperationalError:
+            close_old_connections()
+            connections.close_all()
+            return client.get(url)
+
     results = []
     for label, url in pages:
-        response = client.get(url)
+        response = get(url)
         assert response.status_code == 200, (url, response.status_code)
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
-            response = client.get(url)
+            response = get(url)
             _ = response.content
             times.append((time.perf_counter() - start) * 1000)
         results.append((label, statistics.median(times), len(response.content)))
@@ -322,18 +333,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("AGENTOPS_BENCH_PG_PORT", "5432")))
     parser.add_argument("--database", default=DB_NAME)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--reuse", action="store_true", help="measure a database kept by an earlier --keep run")
     args = parser.parse_args(argv)
 
-    recreate_database(args.host, args.port, args.database)
+    if not args.reuse:
+        recreate_database(args.host, args.port, args.database)
     try:
         configure(args.host, args.port, args.database)
         from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
-        print(f"Loading {args.traces:,} traces x {SPANS_PER_TRACE} spans + one of {args.big_trace:,} spans ...")
-        started = time.perf_counter()
-        big_id = load(args.traces, args.big_trace, args.host, args.port, args.database)
-        print(f"Loaded in {time.perf_counter() - started:.0f} s.\n")
+        from agentops_django.models import Trace
+
+        if args.reuse:
+            big_id = Trace.objects.get(name="big trace").trace_id
+            args.traces = Trace.objects.count() - 1
+            print(f"Reusing {args.traces:,} traces.")
+        else:
+            call_command("migrate", verbosity=0)
+            print(f"Loading {args.traces:,} traces x {SPANS_PER_TRACE} spans + one of {args.big_trace:,} spans ...")
+            started = time.perf_counter()
+            big_id = load(args.traces, args.big_trace, args.host, args.port, args.database)
+            print(f"Loaded in {time.perf_counter() - started:.0f} s.\n")
         results = measure(big_id, args.repeat, args.traces)
         print(f"{'page':40} {'median ms':>10} {'bytes':>10}")
         for label, median, size in results:
@@ -342,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         from django.db import connections
 
         connections.close_all()
-        if not args.keep:
+        if not args.keep and not args.reuse:
             recreate_database(args.host, args.port, args.database, drop_only=True)
     return 0
 

@@ -8,15 +8,25 @@ span. Screenshots go to ``test-artifacts/`` and, for the README, to
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib import admin
 from django.contrib.auth.models import User
+from django.http import JsonResponse
+from django.urls import path
 
+import agentops
+from tests.agentops_django.celery_fixtures import wait_for
 from tests.agentops_django.test_admin import XSS, make_chain_trace, make_trace
+
+__all__ = ["wait_for"]  # the fixture, used by the real-path test
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -103,7 +113,8 @@ def populate() -> dict:
 
 
 def log_in(page, live_server) -> None:
-    User.objects.create_superuser("admin", "admin@example.com", "correct horse")
+    if not User.objects.filter(username="admin").exists():
+        User.objects.create_superuser("admin", "admin@example.com", "correct horse")
     page.goto(f"{live_server.url}/admin/login/?next=/admin/agentops_django/trace/")
     page.fill("#id_username", "admin")
     page.fill("#id_password", "correct horse")
@@ -187,3 +198,123 @@ def test_a_developer_finds_and_reads_a_trace_in_the_browser(live_server, browser
     page.click(f"[data-span-id='{chain['notify'].span_id}'] a.ao-linked")
     page.wait_for_selector(".ao-title")
     assert page.locator(".ao-title").inner_text() == "research.tasks.notify"
+
+
+# --- the real path: a request, a Celery chain on a worker, an LLM call, the database writer -------
+
+#: The stand-in LLM server's base URL, set by the test for the view and the task.
+LLM: dict[str, str] = {}
+
+
+def _celery_tasks() -> dict[str, Any]:
+    """The chain's three tasks, registered once (Celery's shared_task, as a user writes them)."""
+    from celery import shared_task
+
+    @agentops.tool(name="search_notes")
+    def search_notes(query: str) -> list[str]:
+        return [f"{query} was first described in 1998", f"{query} is used by many teams"]
+
+    @agentops.agent(name="researcher")
+    def research(question: str, notes: list[str], base_url: str) -> str:
+        import openai
+
+        client = openai.OpenAI(base_url=base_url, api_key="test", max_retries=0)
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[
+                {"role": "system", "content": "Answer in one sentence using the notes."},
+                {"role": "user", "content": f"{question}\nNotes: {'; '.join(notes)}"},
+            ],
+        )
+        return reply.choices[0].message.content or ""
+
+    @shared_task(name="tests.admin_browser.plan")
+    def plan(question: str) -> dict[str, str]:
+        return {"question": question, "query": question.split()[-1].strip("?")}
+
+    @shared_task(name="tests.admin_browser.answer")
+    def answer(planned: dict[str, str], base_url: str) -> str:
+        return research(planned["question"], search_notes(planned["query"]), base_url)
+
+    @shared_task(name="tests.admin_browser.store")
+    def store(text: str) -> int:
+        return len(text)
+
+    return {"plan": plan, "answer": answer, "store": store}
+
+
+TASKS = _celery_tasks()
+
+
+def ask(request):
+    """The view: enqueue plan → answer (tool + agent + LLM call) → store, answer with the trace id."""
+    from celery import chain
+    from opentelemetry import trace as trace_api
+
+    question = request.GET.get("q", "What is Celery?")
+    chain(TASKS["plan"].s(question), TASKS["answer"].s(LLM["base_url"]), TASKS["store"].s()).delay()
+    context = trace_api.get_current_span().get_span_context()
+    return JsonResponse({"trace_id": format(context.trace_id, "032x")})
+
+
+urlpatterns = [path("admin/", admin.site.urls), path("ask/", ask)]
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.urls(__name__)
+def test_a_real_request_celery_chain_and_llm_call_show_as_one_trace(
+    configure_agentops, browser_page, wait_for, django_db_blocker, request
+):
+    """No factories: the middleware, the Celery signals, the OpenAI instrumentation and the writer make the rows."""
+    from agentops.testing.llm_server import LLMServer
+    from agentops_django.models import Trace
+    from tests.agentops_django.celery_fixtures import make_app, restore_default_app, running_worker
+
+    configure_agentops(INSTRUMENT_LLM_CALLS=True, CAPTURE_CONTENT=True, SERVICE_NAME="shop")
+    live_server = request.getfixturevalue("live_server")  # started after the middleware is installed
+    app = make_app("redis")
+    try:
+        with LLMServer() as llm, running_worker(app, "solo"):
+            LLM["base_url"] = llm.base_url
+            url = f"{live_server.url}/ask/?q=What+is+Celery%3F"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                trace_id = json.loads(response.read())["trace_id"]
+
+            def complete() -> Trace | None:
+                trace = Trace.objects.filter(trace_id=trace_id, span_count__gte=10).first()
+                return trace if trace and trace.spans.filter(kind="llm").exists() else None
+
+            try:
+                trace = wait_for(complete, "the request's trace with the chain and its LLM call", deadline=90)
+            except AssertionError as exc:
+                from agentops_django.models import Span
+
+                stored = list(Span.objects.values_list("trace_id", "kind", "name"))
+                raise AssertionError(f"{exc}; trace {trace_id}; stored spans: {stored}") from None
+    finally:
+        restore_default_app()
+    spans = list(trace.spans.all())
+    kinds = sorted(span.kind for span in spans)
+    assert kinds.count("celery.task") == 3 and kinds.count("publish") == 3
+    assert {"request", "agent", "tool", "llm"} <= set(kinds)
+
+    page = browser_page
+    log_in(page, live_server)
+    page.click(f"#result_list a:text-is('{trace.name}')")
+    page.wait_for_selector(".ao-rows")
+    assert page.locator(".ao-rows li.ao-row").count() == len(spans)
+    assert page.locator(".ao-row.ao-k-request").count() == 1
+    assert page.locator(".ao-row.ao-k-task").count() == 3
+    assert page.locator(".ao-row .ao-wait").count() >= 1
+    # Every span hangs under the request: one top-level row.
+    depths = page.locator(".ao-rows li.ao-row").evaluate_all("rows => rows.map(r => r.style.getPropertyValue('--d'))")
+    assert depths.count("0") == 1
+    (llm_span,) = [span for span in spans if span.kind == "llm"]
+    page.click(f"[data-span-id='{llm_span.span_id}'] a.ao-label")
+    detail = page.locator("#ao-detail .ao-span")
+    detail.wait_for()
+    text = detail.inner_text()
+    assert "gpt-4o-mini" in text and "Answer in one sentence using the notes." in text
+    assert trace.total_tokens > 0
+    screenshot(page, "admin-trace-real.png")

@@ -32,7 +32,7 @@ from agentops import semconv
 from agentops._guard import capture_internal_exceptions
 from agentops._serialize import to_json
 from agentops._state import state
-from agentops._traces import TraceContext, close_trace, new_trace
+from agentops._traces import TraceContext, close_trace, new_trace, step_out_of_ended_trace
 from agentops.semconv import SpanKind, TraceState
 
 logger = logging.getLogger(__name__)
@@ -210,6 +210,7 @@ def _sync_wrapper(spec: _Spec) -> Callable[..., Any]:
             raise
         finally:
             context_api.detach(token)
+            step_out_of_ended_trace()
         run.output(result)
         run.finish()
         return result
@@ -230,6 +231,7 @@ def _coroutine_wrapper(spec: _Spec) -> Callable[..., Any]:
             raise
         finally:
             context_api.detach(token)
+            step_out_of_ended_trace()
         run.output(result)
         run.finish()
         return result

@@ -241,6 +241,18 @@ def _restore_context(trace_context: TraceContext) -> None:
     context_api.attach(ctx)
 
 
+def step_out_of_ended_trace() -> None:
+    """If the caller is left in the context of a trace that has ended, go to its parent.
+
+    Wrappers call this after detaching their own context: a trace ended
+    inside a decorated call must not stay current once the call returns.
+    """
+    current = current_trace()
+    if current is not None and current.ended and trace_api.get_current_span() is current.span:
+        with capture_internal_exceptions("leaving an ended trace"):
+            _restore_context(current)
+
+
 def end_trace(trace_context: TraceContext | None = None, end_state: Any = TraceState.SUCCESS) -> None:
     """End one trace, or every active trace of the caller's scope.
 

@@ -419,3 +419,16 @@ def test_a_forked_child_never_ends_or_exports_the_parents_open_traces() -> None:
     )
     exported = sorted(json.loads(line) for line in done.stdout.splitlines())
     assert exported == [["child-job", False], ["session", True]]
+
+
+def test_a_trace_ended_inside_a_decorated_call_is_not_current_after_the_call(spans: CapturedSpans) -> None:
+    trace_context = agentops.start_trace("t")
+
+    @agentops.agent
+    def finish_up() -> None:
+        agentops.end_trace(trace_context)
+
+    finish_up()
+    assert current_trace() is None
+    child_span("later")
+    assert spans.one("later").parent is None

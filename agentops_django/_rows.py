@@ -1,15 +1,9 @@
-"""Turning finished spans into database rows, and the SQL that stores them.
+"""Turning finished spans into database rows and trace-summary rows.
 
-Used only by the writer thread (:mod:`agentops_django.exporter`). One batch is
-written in one transaction:
-
-1. every span with ``INSERT ... ON CONFLICT (trace_id, span_id) DO NOTHING
-   RETURNING``, so a span delivered twice is stored once and only the spans
-   that were really inserted are counted;
-2. one summary row per touched trace with ``INSERT ... ON CONFLICT (trace_id)
-   DO UPDATE`` that *adds* this batch's counts to what other batches (of this
-   or any other process) already stored, in ``trace_id`` order so that two
-   processes never wait on each other's rows in opposite orders.
+Used only by the writer thread (:mod:`agentops_django.exporter`, through
+:mod:`agentops_django._store`). Conversion is kept cheap: ids as hex, times
+as datetimes (Django's text form on SQLite), attributes, events and links as
+JSON text, and what the trace summary needs (tokens, cost, errors, root rank).
 
 Name, kind, status, tags and root span of a trace come from its root span
 whenever the root is in the batch. ``root_rank`` says how sure we are that a
@@ -36,10 +30,6 @@ UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = dt.datetime(1970, 1, 1)
 _US = dt.timedelta(microseconds=1)
-
-SPAN_TABLE = "agentops_django_span"
-TRACE_TABLE = "agentops_django_trace"
-STATS_TABLE = "agentops_django_writerstats"
 
 SPAN_COLUMNS = (
     "trace_id",
@@ -78,10 +68,6 @@ TRACE_COLUMNS = (
     "service_name",
     "updated_at",
 )
-_JSON_SPAN_COLUMNS = frozenset({"attributes", "events", "links"})
-#: Rows per INSERT statement: 14 or 19 parameters each stays far below the
-#: parameter limits of PostgreSQL (65,535) and SQLite (32,766).
-CHUNK = 1000
 
 _KIND_ATTR = semconv.AGENTOPS_SPAN_KIND
 _ROOT_KINDS = frozenset({semconv.SpanKind.REQUEST, semconv.SpanKind.CELERY_TASK})
@@ -307,102 +293,3 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
             )
         )
     return result
-
-
-def _values_sql(columns: Sequence[str], count: int, postgres: bool, json_columns: frozenset[str]) -> str:
-    marks = ", ".join("%s::jsonb" if postgres and c in json_columns else "%s" for c in columns)
-    return ", ".join([f"({marks})"] * count)
-
-
-def _source(columns: Sequence[str], count: int, postgres: bool, json_columns: frozenset[str], stage: str | None) -> str:
-    if stage is not None:
-        return f"SELECT {', '.join(columns)} FROM {stage} ORDER BY {', '.join(columns[:2])}"
-    return f"VALUES {_values_sql(columns, count, postgres, json_columns)}"
-
-
-def insert_spans_sql(count: int, postgres: bool, stage: str | None = None) -> str:
-    """``INSERT`` of ``count`` spans (or those in the ``stage`` table) returning the keys really inserted."""
-    return (
-        f"INSERT INTO {SPAN_TABLE} ({', '.join(SPAN_COLUMNS)}) "
-        f"{_source(SPAN_COLUMNS, count, postgres, _JSON_SPAN_COLUMNS, stage)} "
-        "ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id"
-    )
-
-
-#: PostgreSQL: per-connection staging tables filled with COPY, the fastest way in.
-SPAN_STAGE = "agentops_span_stage"
-TRACE_STAGE = "agentops_trace_stage"
-CREATE_STAGES_SQL = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {SPAN_STAGE} ("
-    "trace_id varchar(32), span_id varchar(16), parent_span_id varchar(16), name varchar(255), kind varchar(32), "
-    "status varchar(8), status_message text, started_at timestamptz, ended_at timestamptz, "
-    "duration_ms double precision, attributes jsonb, events jsonb, links jsonb, service_name varchar(255)"
-    ") ON COMMIT DELETE ROWS; "
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {TRACE_STAGE} ("
-    "trace_id varchar(32), name varchar(255), status varchar(16), kind varchar(16), root_span_id varchar(16), "
-    "root_rank smallint, started_at timestamptz, ended_at timestamptz, duration_ms double precision, "
-    "span_count integer, error_count integer, input_tokens bigint, output_tokens bigint, total_tokens bigint, "
-    "cost double precision, tags jsonb, tags_text varchar(1024), service_name varchar(255), updated_at timestamptz"
-    ") ON COMMIT DELETE ROWS"
-)
-
-
-def copy_sql(stage: str) -> str:
-    """``COPY ... FROM STDIN`` into a staging table (or straight into the span table)."""
-    columns = TRACE_COLUMNS if stage == TRACE_STAGE else SPAN_COLUMNS
-    return f"COPY {stage} ({', '.join(columns)}) FROM STDIN"
-
-
-def upsert_traces_sql(count: int, postgres: bool, stage: str | None = None) -> str:
-    """``INSERT ... ON CONFLICT DO UPDATE`` adding ``count`` trace summaries (or ``stage``'s) to the stored ones."""
-    t = TRACE_TABLE
-    least, greatest = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
-    start = f"{least}({t}.started_at, excluded.started_at)"
-    end = f"{greatest}({t}.ended_at, excluded.ended_at)"
-    if postgres:
-        duration = f"EXTRACT(EPOCH FROM ({end} - {start})) * 1000.0"
-    else:
-        # Exact to the microsecond (julianday() is not): whole seconds plus
-        # the ".ffffff" part of Django's "YYYY-MM-DD HH:MM:SS[.ffffff]".
-        duration = (
-            # ("%%" because Django's SQLite cursor turns "%s" into a placeholder.)
-            f"((strftime('%%s', {end}) - strftime('%%s', {start})) * 1000000"
-            f" + CAST(substr({end}, 21, 6) AS INTEGER) - CAST(substr({start}, 21, 6) AS INTEGER)) / 1000.0"
-        )
-    from_root = "CASE WHEN excluded.root_rank > {t}.root_rank THEN excluded.{c} ELSE {t}.{c} END"
-    assignments = [f"{c} = {t}.{c} + excluded.{c}" for c in TRACE_COLUMNS[9:15]]
-    assignments += [
-        f"{c} = {from_root.format(t=t, c=c)}"
-        for c in ("name", "status", "kind", "root_span_id", "tags", "tags_text", "service_name")
-    ]
-    assignments += [
-        f"root_rank = {greatest}({t}.root_rank, excluded.root_rank)",
-        f"started_at = {start}",
-        f"ended_at = {end}",
-        f"duration_ms = {duration}",
-        "updated_at = excluded.updated_at",
-    ]
-    return (
-        f"INSERT INTO {t} ({', '.join(TRACE_COLUMNS)}) "
-        f"{_source(TRACE_COLUMNS, count, postgres, frozenset({'tags'}), stage)} "
-        f"ON CONFLICT (trace_id) DO UPDATE SET {', '.join(assignments)}"
-    )
-
-
-def upsert_stats_sql() -> str:
-    """Upsert of one process's writer counters (absolute values)."""
-    columns = ("host", "pid", "process_started_at", "spans_written", "spans_dropped", "write_errors", "updated_at")
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[3:])
-    return (
-        f"INSERT INTO {STATS_TABLE} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT (host, pid, process_started_at) DO UPDATE SET {updates}"
-    )
-
-
-def flatten(rows: Iterable[Sequence[Any]]) -> list[Any]:
-    """The parameters of a multi-row ``VALUES``."""
-    params: list[Any] = []
-    extend = params.extend
-    for row in rows:
-        extend(row)
-    return params

@@ -6,7 +6,8 @@ counted, never waited for). A daemon thread, started lazily on the first span
 of each process, takes up to ``BATCH_SIZE`` spans at a time (waiting at most
 ``BATCH_INTERVAL`` seconds to fill a batch), turns them into rows
 (:mod:`agentops_django._rows`) and writes each batch in one transaction on its
-own database connection.
+own database connection (:mod:`agentops_django._store`). The writer's queries
+run with OpenTelemetry instrumentation suppressed, so they are never traced.
 
 Database errors never reach the host: the batch is kept and retried with
 backoff a few times, the connection is closed so the next try opens a fresh
@@ -34,15 +35,14 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, connections
-from django.db.backends.utils import CursorWrapper
+from django.db import DatabaseError, DataError, InterfaceError, connections
 from opentelemetry import context as context_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from agentops import _guard
 from agentops._guard import capture_internal_exceptions
-from agentops_django import _rows
+from agentops_django._store import _adapt, _cursor, _reset_connection, upsert_stats_sql, write_batch
 
 logger = logging.getLogger(__name__)
 
@@ -320,151 +320,12 @@ class DatabaseSpanProcessor(SpanProcessor):
         ]
         try:
             with _cursor(connection) as cursor:
-                cursor.execute(_rows.upsert_stats_sql(), params)
+                cursor.execute(upsert_stats_sql(), params)
         except (DatabaseError, InterfaceError) as exc:
             logger.warning("agentops_django: storing the writer's counters failed: %r", exc)
             _reset_connection(self.alias)
             return
         self._stats_stored = current
-
-
-def _adapt(value: dt.datetime, sqlite: bool) -> Any:
-    return str(value.astimezone(dt.UTC).replace(tzinfo=None)) if sqlite else value
-
-
-def _cursor(connection: Any) -> CursorWrapper:
-    """A cursor that never records queries in ``connection.queries`` (even with DEBUG)."""
-    connection.ensure_connection()
-    return CursorWrapper(connection.create_cursor(), connection)
-
-
-def _reset_connection(alias: str) -> None:
-    connection = connections[alias]
-    try:
-        connection.close()
-    except Exception:
-        # A broken connection may fail to close; forget it so the next try reconnects.
-        connection.connection = None
-
-
-def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
-    """Store ``spans`` and update their traces' summaries in one transaction.
-
-    Args:
-        alias: The Django database alias.
-        spans: Finished spans, in any order, possibly already stored.
-
-    Returns:
-        How many spans were newly stored (a span stored before is not counted).
-
-    Raises:
-        DatabaseError: If the database fails; nothing of the batch is kept then.
-    """
-    connection = connections[alias]
-    vendor = connection.vendor
-    if vendor not in ("postgresql", "sqlite"):
-        raise DatabaseError(f"the agentops database writer supports PostgreSQL and SQLite, not {vendor}")
-    sqlite = vendor == "sqlite"
-    # psycopg 3 has COPY from Python rows; with psycopg2, multi-row VALUES.
-    copy = not sqlite and _has_copy(connection)
-    rows = _rows.convert(spans, sqlite)
-    by_key = {row.key: row for row in rows}
-    inserted: list[_rows.SpanRow] = []
-    # wrap_database_errors: COPY goes past Django's cursor wrapper, and its
-    # driver errors must arrive as Django's (DataError, OperationalError, ...).
-    with connection.wrap_database_errors, _cursor(connection) as cursor:
-        if sqlite:
-            # Take the write lock first: a deferred transaction that upgrades
-            # later can fail at once with "database is locked".
-            cursor.execute("PRAGMA busy_timeout = 30000")
-            cursor.execute("BEGIN IMMEDIATE")
-        elif copy:
-            _ensure_stages(connection, cursor)
-            cursor.execute("BEGIN")
-        else:
-            cursor.execute("BEGIN")
-        try:
-            if copy:
-                inserted = _insert_spans_copy(connection, cursor, rows, by_key)
-            else:
-                inserted = _insert_spans_values(cursor, rows, by_key, postgres=not sqlite)
-            summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), sqlite))
-            if copy:
-                if summaries:
-                    with cursor.copy(_rows.copy_sql(_rows.TRACE_STAGE)) as stream:
-                        for summary in summaries:
-                            stream.write_row(summary)
-                    cursor.execute(_rows.upsert_traces_sql(0, postgres=True, stage=_rows.TRACE_STAGE))
-            else:
-                for start in range(0, len(summaries), _rows.CHUNK):
-                    chunk = summaries[start : start + _rows.CHUNK]
-                    cursor.execute(_rows.upsert_traces_sql(len(chunk), postgres=not sqlite), _rows.flatten(chunk))
-            cursor.execute("COMMIT")
-        except BaseException:
-            try:
-                cursor.execute("ROLLBACK")
-            except Exception:  # the original error is what matters
-                pass
-            raise
-    return len(inserted)
-
-
-def _has_copy(connection: Any) -> bool:
-    return getattr(connection.Database, "__name__", "") == "psycopg"
-
-
-def _insert_spans_values(
-    cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow], postgres: bool
-) -> list[Any]:
-    """SQLite (and psycopg2): multi-row ``INSERT ... VALUES ... RETURNING`` in chunks."""
-    inserted = []
-    for start in range(0, len(rows), _rows.CHUNK):
-        chunk = rows[start : start + _rows.CHUNK]
-        cursor.execute(_rows.insert_spans_sql(len(chunk), postgres), _rows.flatten(row.values for row in chunk))
-        inserted.extend(by_key[(trace_id, span_id)] for trace_id, span_id in cursor.fetchall())
-    return inserted
-
-
-def _insert_spans_copy(
-    connection: Any, cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow]
-) -> list[Any]:
-    """PostgreSQL: ``COPY`` the spans straight into their table; if one is stored already, go through staging.
-
-    A span is almost always new, so the batch is first copied straight in
-    (all of it then counts as inserted). If any span of the batch is stored
-    already (a redelivery, or another process wrote it meanwhile), the copy
-    fails as a whole on the unique constraint, is rolled back to the
-    savepoint, and the batch goes through the staging table and
-    ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, which says which spans
-    are new.
-    """
-    cursor.execute("SAVEPOINT agentops_copy")
-    try:
-        with cursor.copy(_rows.copy_sql(_rows.SPAN_TABLE)) as copy:
-            for row in rows:
-                copy.write_row(row.values)
-    except (IntegrityError, connection.Database.IntegrityError):
-        cursor.execute("ROLLBACK TO SAVEPOINT agentops_copy")
-    else:
-        cursor.execute("RELEASE SAVEPOINT agentops_copy")
-        return list(rows)
-    with cursor.copy(_rows.copy_sql(_rows.SPAN_STAGE)) as copy:
-        for row in rows:
-            copy.write_row(row.values)
-    cursor.execute(_rows.insert_spans_sql(0, postgres=True, stage=_rows.SPAN_STAGE))
-    return [by_key[(trace_id, span_id)] for trace_id, span_id in cursor.fetchall()]
-
-
-def _ensure_stages(connection: Any, cursor: Any) -> None:
-    """Create this session's staging tables once, outside any batch transaction."""
-    raw = connection.connection
-    if getattr(raw, "_agentops_stages", False):
-        return
-    cursor.execute(_rows.CREATE_STAGES_SQL)
-    try:
-        raw._agentops_stages = True
-    except AttributeError:  # a driver object without a __dict__: check again each time
-        pass
 
 
 def get_processor() -> DatabaseSpanProcessor:

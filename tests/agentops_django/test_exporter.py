@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from agentops import _guard
-from agentops_django import exporter
+from agentops_django import _store, exporter
 from agentops_django.exporter import DatabaseSpanProcessor, write_batch
 from agentops_django.models import Span, Trace, WriterStats
 
@@ -157,7 +157,7 @@ def test_before_the_root_arrives_the_trace_is_indeterminate_and_named_by_its_fir
 def test_duplicate_spans_are_stored_and_counted_once(copy: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """On PostgreSQL both ways in (COPY with psycopg 3, VALUES with psycopg2) count a span once."""
     if not copy:
-        monkeypatch.setattr(exporter, "_has_copy", lambda connection: False)
+        monkeypatch.setattr(_store, "_has_copy", lambda connection: False)
     trace_id = new_trace_id()
     spans = request_trace(trace_id)
     assert write_batch("default", spans + spans[:2]) == 5

@@ -234,7 +234,7 @@ def convert(spans: Iterable[ReadableSpan], sqlite: bool) -> list[SpanRow]:
 
 
 def _root_status(row: SpanRow) -> str:
-    state = (row.span.attributes or {}).get(semconv.AGENTOPS_END_STATE)
+    state = _attributes(row.span).get(semconv.AGENTOPS_END_STATE)
     if state in ("Success", "Error", "Indeterminate"):
         return state
     return "Error" if row.error else "Success"
@@ -254,14 +254,24 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
     result = []
     for trace_id in sorted(groups):
         members = groups[trace_id]
-        first = min(members, key=lambda r: r.start_ns)
-        start_ns = first.start_ns
-        end_ns = max(r.end_ns for r in members)
-        root = max(members, key=lambda r: (r.rank, -r.start_ns))
-        input_tokens = sum(r.input_tokens for r in members)
-        output_tokens = sum(r.output_tokens for r in members)
+        if len(members) == 1:  # a request or task without children: the common case
+            first = root = members[0]
+            start_ns, end_ns = first.start_ns, first.end_ns
+            started_at, ended_at = first.values[7], first.values[8]
+            input_tokens, output_tokens, cost = first.input_tokens, first.output_tokens, first.cost
+            errors = 1 if first.error else 0
+        else:
+            first = min(members, key=lambda r: r.start_ns)
+            start_ns = first.start_ns
+            end_ns = max(r.end_ns for r in members)
+            root = max(members, key=lambda r: (r.rank, -r.start_ns))
+            started_at, ended_at = timestamp(start_ns, sqlite), timestamp(end_ns, sqlite)
+            input_tokens = sum(r.input_tokens for r in members)
+            output_tokens = sum(r.output_tokens for r in members)
+            cost = sum(r.cost for r in members)
+            errors = sum(1 for r in members if r.error)
         if root.rank:
-            attributes = root.span.attributes or {}
+            attributes = _attributes(root.span)
             tags = [str(t) for t in attributes.get(semconv.AGENTOPS_TAGS, ()) or ()]
             name, status = root.name, _root_status(root)
             kind = _TRACE_KIND.get(root.kind, "manual")
@@ -277,15 +287,15 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
                 kind,
                 root_span_id,
                 root.rank,
-                timestamp(start_ns, sqlite),
-                timestamp(end_ns, sqlite),
+                started_at,
+                ended_at,
                 (end_ns - start_ns) / 1e6,
                 len(members),
-                sum(1 for r in members if r.error),
+                errors,
                 input_tokens,
                 output_tokens,
                 input_tokens + output_tokens,
-                sum(r.cost for r in members),
+                cost,
                 _json(tags),
                 ("|" + "|".join(tags) + "|")[:1024] if tags else "",
                 service,

@@ -379,3 +379,13 @@ def test_a_request_to_a_live_server_stores_its_trace(writer: DatabaseSpanProcess
     assert span.kind == "request"
     assert span.attributes["url.path"] == "/orders/42/"
     assert span.attributes["http.response.status_code"] == 200
+
+
+def test_a_trace_of_one_llm_call_counts_its_tokens_cost_and_error() -> None:
+    trace_id = new_trace_id()
+    usage = {"gen_ai.usage.input_tokens": 11, "gen_ai.usage.output_tokens": 4, "gen_ai.usage.cost": 0.25}
+    write_batch("default", [make_span(trace_id, 1, name="openai.chat", kind="llm", error=True, attributes=usage)])
+    row = Trace.objects.get(trace_id=format(trace_id, "032x"))
+    assert (row.span_count, row.error_count, row.input_tokens, row.output_tokens, row.total_tokens) == (1, 1, 11, 4, 15)
+    assert row.cost == pytest.approx(0.25)
+    assert (row.name, row.status, row.kind) == ("openai.chat", "Error", "manual")

@@ -73,7 +73,7 @@ _KIND_ATTR = semconv.AGENTOPS_SPAN_KIND
 _ROOT_KINDS = frozenset({semconv.SpanKind.REQUEST, semconv.SpanKind.CELERY_TASK})
 _TRACE_KIND = {semconv.SpanKind.REQUEST: "request", semconv.SpanKind.CELERY_TASK: "task"}
 _ERROR = StatusCode.ERROR
-_OK = StatusCode.OK
+_STATUS_NAMES = {code: code.name for code in StatusCode}
 _dumps = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 
@@ -179,7 +179,7 @@ class SpanRow:
             format(parent.span_id, "016x") if parent is not None else "",
             _text(span.name, 255),
             kind[:32],
-            status.status_code.name,
+            _STATUS_NAMES[status.status_code],
             _text(status.description or "", 100_000),
             timestamp(start_ns, sqlite),
             timestamp(end_ns, sqlite),

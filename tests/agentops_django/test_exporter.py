@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import random
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -389,3 +390,14 @@ def test_a_trace_of_one_llm_call_counts_its_tokens_cost_and_error() -> None:
     assert (row.span_count, row.error_count, row.input_tokens, row.output_tokens, row.total_tokens) == (1, 1, 11, 4, 15)
     assert row.cost == pytest.approx(0.25)
     assert (row.name, row.status, row.kind) == ("openai.chat", "Error", "manual")
+
+
+def test_a_lone_span_is_written_without_any_flush(processor: DatabaseSpanProcessor) -> None:
+    """A quiet site's spans do not wait for the next flush or the stats interval (30 s)."""
+    trace_id = format(new_trace_id(), "032x")
+    processor.on_end(make_span(int(trace_id, 16), 1))
+    for _ in range(200):  # up to 10 s; the batch interval is 0.01 s
+        if Span.objects.filter(trace_id=trace_id).exists():
+            break
+        time.sleep(0.05)
+    assert Span.objects.filter(trace_id=trace_id).exists()

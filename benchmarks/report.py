@@ -207,6 +207,20 @@ def markdown(results: dict[str, Any], png_path: Path | None, md_path: Path) -> s
             label = "prefork `-c 2`" if pool == "prefork" else pool
             add(f"| {label} | " + " | ".join(cells) + f" | {publish} |")
         add("")
+        inproc = results.get("inproc", {})
+        for db, table in inproc.items():
+            if "/enqueue" in table and "/ping" in table:
+                costs = []
+                for variant in VARIANTS:
+                    enqueue, ping = med(table["/enqueue"][variant]), med(table["/ping"][variant])
+                    costs.append(fmt(None if enqueue is None or ping is None else enqueue - ping, ".0f", " µs"))
+                add(
+                    f"Publishing inside a request (where agentops, OpenTelemetry and Sentry all make a producer span), "
+                    f"`/enqueue` minus `/ping` in process on {db}, none / otel / sentry / agentops: "
+                    + " / ".join(costs)
+                    + "."
+                )
+        add("")
 
     sdk = results.get("sdk")
     if sdk:

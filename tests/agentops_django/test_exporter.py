@@ -394,6 +394,8 @@ def test_a_trace_of_one_llm_call_counts_its_tokens_cost_and_error() -> None:
 
 def test_a_lone_span_is_written_without_any_flush(processor: DatabaseSpanProcessor) -> None:
     """A quiet site's spans do not wait for the next flush or the stats interval (30 s)."""
+    processor.on_end(make_span(new_trace_id(), 1))
+    assert processor.force_flush(30_000)  # the writer thread now idles on an empty queue
     trace_id = format(new_trace_id(), "032x")
     processor.on_end(make_span(int(trace_id, 16), 1))
     for _ in range(200):  # up to 10 s; the batch interval is 0.01 s

@@ -180,7 +180,7 @@ def _check_exporters(config: dict[str, Any]) -> list[CheckMessage]:
             continue
         try:
             import_string(entry)
-        except ImportError:
+        except Exception:  # ImportError, or an error raised while importing the module
             messages.append(
                 Error(
                     f"AGENTOPS['EXPORTERS'] entry {entry!r} is not a known exporter nor an importable dotted path.",
@@ -197,7 +197,7 @@ def _check_callable(config: dict[str, Any]) -> list[CheckMessage]:
         return []
     try:
         import_string(value)
-    except (ImportError, TypeError):
+    except Exception:  # ImportError, or AttributeError/TypeError for a value that is no path at all
         return [
             Error(
                 f"AGENTOPS['SHOULD_TRACE_REQUEST'] = {value!r} cannot be imported.",

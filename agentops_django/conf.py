@@ -167,7 +167,7 @@ def _callable(raw: dict[str, Any], key: str) -> Callable[[Any], bool] | None:
         return value
     try:
         return import_string(value)
-    except (ImportError, TypeError, ValueError):
+    except Exception:  # ImportError, or AttributeError/TypeError for a value that is no path at all
         logger.warning("agentops_django: AGENTOPS[%r]=%r cannot be imported; ignored", key, value)
         return None
 

@@ -78,6 +78,7 @@ def test_unknown_exporter_is_an_error(settings: Any) -> None:
 
 def test_should_trace_request_must_import(settings: Any) -> None:
     assert ids(settings, SHOULD_TRACE_REQUEST="no.such.module.func") == ["agentops_django.E007"]
+    assert ids(settings, SHOULD_TRACE_REQUEST=5) == ["agentops_django.E007"]
 
 
 def test_sizes_must_be_positive(settings: Any) -> None:

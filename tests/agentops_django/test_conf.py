@@ -73,3 +73,8 @@ def test_exporters_accept_names_and_dotted_paths() -> None:
     assert made[0] == "console"
     assert isinstance(made[1], ConsoleSpanExporter)
     assert len(made) == 2
+
+
+def test_a_should_trace_request_that_is_no_path_is_ignored(settings: Any) -> None:
+    settings.AGENTOPS = {"SHOULD_TRACE_REQUEST": 5}
+    assert get_config().should_trace is None

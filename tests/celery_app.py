@@ -9,7 +9,9 @@ its own and never take another session's messages:
 * ``AGENTOPS_TEST_CELERY_QUEUE`` (default a name unique to this process),
 * ``AGENTOPS_TEST_WORKER_DATABASE``: for worker processes started by the
   tests, the name of the test database to use (the tests' own, so the test
-  reads what the worker wrote).
+  reads what the worker wrote),
+* ``AGENTOPS_TEST_WORKER_TRACING=off``: run with ``AGENTOPS["ENABLED"]`` false
+  (to measure what tracing costs a worker).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ if os.environ.get("AGENTOPS_TEST_WORKER_DATABASE"):
 
     # Before Django opens any connection: this worker writes where the test reads.
     settings.DATABASES["default"]["NAME"] = os.environ["AGENTOPS_TEST_WORKER_DATABASE"]
+if os.environ.get("AGENTOPS_TEST_WORKER_TRACING") == "off":
+    from django.conf import settings
+
+    settings.AGENTOPS = {**settings.AGENTOPS, "ENABLED": False}
 
 app = Celery("tests")
 app.config_from_object("django.conf:settings", namespace="CELERY")

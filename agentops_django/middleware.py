@@ -243,14 +243,11 @@ def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
     """Name the span and end it now, or when a streaming response closes."""
     try:
         status = response.status_code
-        span = traced.span
-        if span.is_recording():
-            route = _route(request)
-            if route is not None:
-                span.update_name(f"{traced.method} {route}")
-                span.set_attributes({semconv.HTTP_ROUTE: route, semconv.HTTP_RESPONSE_STATUS_CODE: status})
-            else:
-                span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
+        final: dict[str, Any] = {semconv.HTTP_RESPONSE_STATUS_CODE: status}
+        route = _route(request)
+        if route is not None and traced.span.is_recording():
+            traced.span.update_name(f"{traced.method} {route}")
+            final[semconv.HTTP_ROUTE] = route
         if response.streaming:
             if not isinstance(response, FileResponse):
                 # FileResponse keeps its file so servers can use sendfile.
@@ -258,9 +255,9 @@ def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
                     response.streaming_content = _aiterate(traced, response.streaming_content)
                 else:
                     response.streaming_content = _iterate(traced, response.streaming_content)
-            response._resource_closers.append(functools.partial(_end_stream, traced, status))
+            response._resource_closers.append(functools.partial(_end_stream, traced, status, final))
         else:
-            _end(traced, status, traced.exception)
+            _end(traced, status, traced.exception, final)
     except Exception as exc:
         _internal_error("middleware response", exc)
     finally:
@@ -271,20 +268,21 @@ def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
 def _fail(traced: _Traced, exc: BaseException, token: Any) -> None:
     """The rest of the chain raised: end the trace as Error and let the exception go on."""
     try:
-        _end(traced, 500, exc)
+        _end(traced, 500, exc, {semconv.HTTP_RESPONSE_STATUS_CODE: 500})
     except Exception as error:
         _internal_error("middleware exception", error)
     finally:
         context_api.detach(token)
 
 
-def _end_stream(traced: _Traced, status: int) -> None:
+def _end_stream(traced: _Traced, status: int, final: dict[str, Any]) -> None:
     with capture_internal_exceptions("middleware stream end"):
-        _end(traced, status, traced.stream_error or traced.exception, error=traced.stream_error is not None)
+        error = traced.stream_error is not None
+        _end(traced, status, traced.stream_error or traced.exception, final, error=error)
 
 
-def _end(traced: _Traced, status: int, exc: BaseException | None, error: bool = False) -> None:
-    """End what the view left open, then the request's span (once)."""
+def _end(traced: _Traced, status: int, exc: BaseException | None, final: dict[str, Any], error: bool = False) -> None:
+    """End what the view left open, then the request's span (once), its last attributes set in one call."""
     if traced.ended:
         return
     traced.ended = True
@@ -294,19 +292,16 @@ def _end(traced: _Traced, status: int, exc: BaseException | None, error: bool = 
     if not span.is_recording():
         span.end()
         return
-    error = error or status >= 500
-    if error:
+    if error or status >= 500:
         if exc is not None:
             span.record_exception(exc)
-        span.set_attributes(
-            {
-                semconv.AGENTOPS_END_STATE: _ERROR,
-                semconv.ERROR_TYPE: type(exc).__qualname__ if exc is not None else str(status),
-            }
-        )
+        final[semconv.AGENTOPS_END_STATE] = _ERROR
+        final[semconv.ERROR_TYPE] = type(exc).__qualname__ if exc is not None else str(status)
+        span.set_attributes(final)
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}" if exc is not None else None))
     else:
-        span.set_attribute(semconv.AGENTOPS_END_STATE, _SUCCESS)
+        final[semconv.AGENTOPS_END_STATE] = _SUCCESS
+        span.set_attributes(final)
         span.set_status(_OK)
     span.end()
 

@@ -273,6 +273,16 @@ class TraceAdmin(admin.ModelAdmin):
     def cost_display(self, obj: Trace) -> str:
         return format_cost(obj.cost)
 
+    @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
+    def action_checkbox(self, obj: Trace) -> str:
+        """The row's action checkbox, as the admin draws it, without a widget render per row."""
+        return format_html(
+            '<input type="checkbox" name="_selected_action" value="{}" class="action-select" '
+            'aria-label="Select this object for an action - {}">',
+            obj.pk,
+            str(obj),
+        )
+
     # --- permissions: read-only, delete only with the permission ---
 
     def has_add_permission(self, request) -> bool:

@@ -86,6 +86,8 @@ def test_outage_never_blocks_the_host_and_every_span_is_written_or_counted_as_dr
     queued_at_restart = processor.stats()["queued"]
     pg_up.start()
     up_at = time.monotonic()
+    # The queue is full at the restart: wait for the writer to drain it, as new spans would be dropped before.
+    harness.wait_for(lambda: processor.stats()["queued"] == 0, "the writer to drain its queue after the outage", 90)
     after = end_spans(tracer, 50, "after")
     harness.wait_for(lambda: processor.force_flush(1_000), "the writer to catch up after the outage", 90)
     recovered_at = time.monotonic()

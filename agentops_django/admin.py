@@ -428,15 +428,14 @@ class TraceAdmin(admin.ModelAdmin):
     @staticmethod
     def _span_rows(trace: Trace) -> list[dict[str, Any]]:
         """The waterfall's one query: light columns plus a few attributes pulled out as text by the database."""
-        annotations = {alias: KT(f"attributes__{key}") for alias, key in ROW_ATTRIBUTES.items()}
-        rows = list(
-            Span.objects.filter(trace_id=trace.trace_id).order_by("started_at").values(*ROW_FIELDS, **annotations)
-        )
+        extracted = [KT(f"attributes__{key}") for key in ROW_ATTRIBUTES.values()]
+        names = (*ROW_FIELDS, *ROW_ATTRIBUTES.values())
+        spans = Span.objects.filter(trace_id=trace.trace_id).order_by("started_at")
+        tuples = spans.values_list(*ROW_FIELDS, *extracted)
+        rows = [dict(zip(names, values, strict=True)) for values in tuples]
         for row in rows:
             # The end from the duration: half the datetime parsing of a 10,000-span trace.
             row["ended_at"] = row["started_at"] + dt.timedelta(milliseconds=row["duration_ms"] or 0.0)
-            for alias, key in ROW_ATTRIBUTES.items():
-                row[key] = row.pop(alias)
         return rows
 
     @staticmethod

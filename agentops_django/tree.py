@@ -51,6 +51,7 @@ class Row:
 
     span: Mapping[str, Any]
     depth: int
+    span_id: str = ""
     #: Bar position and width on the time axis, in percent.
     left_pct: float = 0.0
     width_pct: float = 0.0
@@ -70,10 +71,6 @@ class Row:
     offset_ms: float = 0.0
     children: int = 0
     parent_id: str = ""
-
-    @property
-    def span_id(self) -> str:
-        return str(self.span.get("span_id", ""))
 
 
 @dataclass(slots=True)
@@ -231,7 +228,15 @@ def build_waterfall(
             if span_id in visited:
                 continue
             visited.add(span_id)
-            order.append(Row(span=by_id[span_id], depth=depth, orphan=orphan_reason.get(span_id, ""), parent_id=parent))
+            order.append(
+                Row(
+                    span=by_id[span_id],
+                    depth=depth,
+                    span_id=span_id,
+                    orphan=orphan_reason.get(span_id, ""),
+                    parent_id=parent,
+                )
+            )
             kids = children.get(span_id)
             if kids:
                 stack.extend((kid, depth + 1, span_id) for kid in reversed(kids) if kid not in visited)

@@ -101,6 +101,7 @@ class DatabaseSpanProcessor(SpanProcessor):
         self._queue: collections.deque[ReadableSpan | _Flush] = collections.deque()
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         # A writer shut down before a fork stays shut down in the child.
         self._stopping = getattr(self, "_stopping", False)
@@ -137,7 +138,8 @@ class DatabaseSpanProcessor(SpanProcessor):
             self._wake.set()
 
     def _drop(self, count: int) -> None:
-        self.dropped += count
+        with self._count_lock:  # host threads drop concurrently; the admin shows this number
+            self.dropped += count
         _guard.count("spans_dropped", count)
         now = time.monotonic()
         if now - self._warned_at >= WARN_INTERVAL:

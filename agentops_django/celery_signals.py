@@ -259,13 +259,6 @@ def _on_before_task_publish(
         if task_id is None and isinstance(body, Mapping):  # message protocol 1
             task_id = body.get("id")
         nested = headers.get("headers")
-        stack = _registry.stack()
-        if stack and stack[-1].key[0] == task_id:
-            # A retry republishes its own message, custom headers included:
-            # the next attempt belongs in this trace, whatever started it.
-            headers.pop(HEADER_NEW_TRACE, None)
-            if isinstance(nested, dict):
-                nested.pop(HEADER_NEW_TRACE, None)
         carrier: dict[str, Any] = {}
         parent = context_api.get_current()
         if trace_api.get_current_span(parent).get_span_context().is_valid:
@@ -379,6 +372,8 @@ def _start_run(task: Any, task_id: Any, args: Any, kwargs: Any) -> None:
         caller = trace_api.get_current_span(parent).get_span_context()
     links: list[Link] = []
     wants_new_trace = _truthy(_header(request, HEADER_NEW_TRACE)) or bool(getattr(task, TASK_OPTION_NEW_TRACE, False))
+    # A retry's message keeps the caller's custom headers (the fan-out one
+    # included): only the first attempt starts the new trace, the others join it.
     if wants_new_trace and retries == 0:
         if caller.is_valid:
             links.append(Link(caller, {LINK_TYPE: "caller"}))
@@ -574,6 +569,10 @@ def _finish(run: _Run, *, leftover: bool = False) -> None:
 # --- worker processes -------------------------------------------------------------
 def _on_worker_process_init(**_: Any) -> None:
     with capture_internal_exceptions("celery worker_process_init"):
+        from django.conf import settings
+
+        if not settings.configured:
+            return  # not a Django worker: nothing of ours to set up
         from agentops_django.setup import setup
 
         setup()

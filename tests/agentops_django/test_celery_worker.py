@@ -307,3 +307,29 @@ def test_fan_out_per_task_starts_a_new_trace_linked_to_the_caller(worker_app, tr
     for run in runs:
         assert run.parent is None
         assert [link.context.trace_id for link in run.links] == [caller_trace]
+
+
+def test_retries_of_a_new_trace_task_stay_in_the_new_trace(worker_app, traced, wait_for):
+    """The fan-out header travels with the retry's message, but the next attempt joins the trace the first started."""
+    with agentops.start_trace("caller") as caller:
+        result = tasks.flaky.apply_async((1,), headers={cs.HEADER_NEW_TRACE: True})
+    assert result.get(timeout=DEADLINE) == 1
+    first, second = (run_of(traced, result.id, wait_for, retries=n) for n in range(2))
+    assert first.parent is None
+    assert first.context.trace_id != caller.span.get_span_context().trace_id
+    assert second.context.trace_id == first.context.trace_id
+    assert publish_of(traced, result.id, retries=1).parent.span_id == first.context.span_id
+
+
+def test_every_beat_run_is_a_new_trace(worker_app, traced, wait_for):
+    """Celery beat publishes with no caller: each run of a periodic task is the root of its own trace."""
+    from celery.beat import ScheduleEntry, Scheduler
+
+    scheduler = Scheduler(worker_app, lazy=True)
+    entry = ScheduleEntry(name="every-minute", task="testapp.whoami", schedule=60.0, app=worker_app)
+    results = [scheduler.apply_async(entry) for _ in range(2)]
+    seen = [r.get(timeout=DEADLINE) for r in results]
+    runs = [run_of(traced, r.id, wait_for) for r in results]
+    assert [run.parent for run in runs] == [None, None]
+    assert runs[0].context.trace_id != runs[1].context.trace_id
+    assert [s["trace_id"] for s in seen] == [format(run.context.trace_id, "032x") for run in runs]

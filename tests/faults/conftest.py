@@ -118,6 +118,18 @@ def persistent_redis(workdir: Path) -> Iterator[harness.PrivateRedis]:
 
 
 @pytest.fixture
+def private_rabbit(workdir: Path) -> Iterator[harness.PrivateRabbit]:
+    """A private RabbitMQ node (about 30 s to start), stopped at teardown."""
+    _need("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server")
+    server = harness.PrivateRabbit(workdir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
 
@@ -186,18 +198,20 @@ class Stack:
         dbname: str,
         agentops: dict[str, Any],
         celery: dict[str, Any],
+        broker: str | None = None,
     ) -> None:
         self.pg = pg
         self.redis = redis
         self.dbname = dbname
         self.procs = procs
         self.queue = f"faults-{uuid.uuid4().hex[:10]}"
+        self.broker = broker or redis.url
         self.env = harness.project_env(
             database=pg.django_settings(dbname),
             agentops={"BATCH_INTERVAL": 0.05, **agentops},
-            broker=redis.url,
+            broker=self.broker,
             queue=self.queue,
-            extra={"AGENTOPS_FAULTS_CELERY": json.dumps(celery)},
+            extra={"AGENTOPS_FAULTS_CELERY": json.dumps(celery), "AGENTOPS_FAULTS_BACKEND": redis.url},
         )
         self._client: Any = None
 
@@ -216,7 +230,7 @@ class Stack:
 
             app = Celery(f"faults-client-{uuid.uuid4().hex[:6]}", set_as_current=False)
             app.conf.update(
-                broker_url=self.redis.url,
+                broker_url=self.broker,
                 result_backend=self.redis.url,
                 task_default_queue=self.queue,
                 broker_connection_retry_on_startup=True,
@@ -263,10 +277,11 @@ def stack(
         agentops: dict[str, Any] | None = None,
         celery: dict[str, Any] | None = None,
         redis: harness.PrivateRedis | None = None,
+        broker: str | None = None,
     ) -> Stack:
         dbname = f"stack_{unique}_{len(made)}"
         pg_up.create_database(dbname)
-        built = Stack(pg_up, redis or private_redis, procs, dbname, agentops or {}, celery or {})
+        built = Stack(pg_up, redis or private_redis, procs, dbname, agentops or {}, celery or {}, broker)
         harness.migrate(built.env, workdir)
         made.append(built)
         return built

@@ -328,6 +328,79 @@ class PrivateRedis:
         self.start()
 
 
+# --- RabbitMQ -----------------------------------------------------------------------
+class PrivateRabbit:
+    """A RabbitMQ node of our own (its own name, ports, data and log directories), on loopback.
+
+    It shares the machine's epmd with any other node, and never reads the
+    machine's RabbitMQ configuration (its own config and env files, no plugins).
+    ``restart()`` restarts the broker application inside the node
+    (``stop_app``/``start_app``): every client connection is cut, durable
+    queues and their messages stay.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.root = workdir / "rabbitmq"
+        self.root.mkdir()
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.node = f"faults{self.port}@localhost"
+        (self.root / "plugins").write_text("[].\n")
+        (self.root / "env.conf").write_text("ERL_EPMD_ADDRESS=127.0.0.1\n")
+        (self.root / "rabbitmq.conf").write_text(
+            f"listeners.tcp.local = {LOOPBACK}:{self.port}\nloopback_users = none\n"
+        )
+        self.env = {
+            "RABBITMQ_CONF_ENV_FILE": str(self.root / "env.conf"),
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_IP_ADDRESS": LOOPBACK,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.root / "log"),
+            "ERL_EPMD_ADDRESS": LOOPBACK,
+            "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        }
+        self.proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@{LOOPBACK}:{self.port}//"
+
+    def start(self) -> None:
+        self.proc = Proc(["/usr/lib/rabbitmq/bin/rabbitmq-server"], self.env, "rabbitmq", self.root)
+        wait_for(lambda: port_open(self.port) or not self.proc.alive(), f"RabbitMQ on port {self.port}", 120, 0.5)
+        if not self.proc.alive():
+            raise RuntimeError(f"RabbitMQ did not start:\n{self.proc.output()}")
+
+    def ctl(self, *args: str) -> None:
+        # The node runs as this user, with this user's cookie; the CLI wrapper
+        # may run as another user, so it is given the cookie explicitly.
+        cookie = (Path.home() / ".erlang.cookie").read_text().strip()
+        subprocess.run(
+            ["rabbitmqctl", "-n", self.node, "--erlang-cookie", cookie, *args],
+            env={**os.environ, **self.env},
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.ctl("stop_app")
+        time.sleep(down_for)
+        self.ctl("start_app")
+        wait_for(lambda: port_open(self.port), f"RabbitMQ on port {self.port} after start_app", 120, 0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(Exception):
+                self.ctl("stop")
+            self.proc.stop()
+            self.proc = None
+
+
 # --- OTLP collector -----------------------------------------------------------------
 class Collector:
     """An OTLP/HTTP collector stand-in on loopback: ``mode`` is ok, slow, error or down.

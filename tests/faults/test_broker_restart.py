@@ -28,14 +28,22 @@ TASKS = 10
 def test_redis_broker_restart_mid_run_keeps_every_run_in_its_trace_without_duplicate_traces(
     stack: Callable[..., Any], persistent_redis: harness.PrivateRedis, fault_log: Callable[..., None]
 ) -> None:
-    s = stack(
-        redis=persistent_redis,
-        celery={
-            "task_acks_late": True,
-            "task_reject_on_worker_lost": True,
-            "broker_transport_options": {"visibility_timeout": 5},
-        },
-    )
+    s = stack(redis=persistent_redis, celery={**ACKS_LATE, "broker_transport_options": {"visibility_timeout": 5}})
+    check_restart(s, lambda: persistent_redis.restart(down_for=2.0), "private Redis (AOF) restarted cleanly", fault_log)
+
+
+def test_rabbitmq_broker_restart_mid_run_keeps_every_run_in_its_trace_without_duplicate_traces(
+    stack: Callable[..., Any], private_rabbit: harness.PrivateRabbit, fault_log: Callable[..., None]
+) -> None:
+    """The same with a private RabbitMQ node whose broker application is stopped and started again."""
+    s = stack(broker=private_rabbit.url, celery=ACKS_LATE)
+    check_restart(s, lambda: private_rabbit.restart(down_for=2.0), "private RabbitMQ stop_app/start_app", fault_log)
+
+
+ACKS_LATE = {"task_acks_late": True, "task_reject_on_worker_lost": True}
+
+
+def check_restart(s: Any, restart: Callable[[], None], what: str, fault_log: Callable[..., None]) -> None:
     _, port = s.web()
     worker = s.worker(concurrency=2)
     harness.wait_for(lambda: len(worker.children()) == 2, "the prefork children")
@@ -46,7 +54,7 @@ def test_redis_broker_restart_mid_run_keeps_every_run_in_its_trace_without_dupli
         sent.append(json.loads(body))
     time.sleep(1.0)  # two tasks are running now
     restarted_at = time.monotonic()
-    persistent_redis.restart(down_for=2.0)
+    restart()
     results = {}
     deadline = time.monotonic() + 120
     for item in sent:
@@ -78,7 +86,7 @@ def test_redis_broker_restart_mid_run_keeps_every_run_in_its_trace_without_dupli
     )
     mismatched = [row for row in summaries if row[1] != 1 or row[2] != row[3]]
     fault_log(
-        fault="private Redis (AOF) restarted cleanly mid-run, down 2 s; acks_late, visibility 5 s; prefork 2",
+        fault=f"{what} mid-run, down 2 s; acks_late; prefork 2",
         task_states=Counter(state for state, _ in results.values()),
         run_statuses=Counter(status for _, _, status in runs),
         runs=len(runs),

@@ -2,6 +2,7 @@
 
 * ``AGENTOPS_FAULTS_BROKER``: the broker URL (a private Redis of the test);
   results go to the same Redis unless it is an AMQP URL (then ``rpc://``);
+* ``AGENTOPS_FAULTS_BACKEND``: the result backend, if not the broker's;
 * ``AGENTOPS_FAULTS_QUEUE``: the queue (unique per test, so no other worker
   takes its messages);
 * ``AGENTOPS_FAULTS_CELERY``: JSON of extra ``app.conf`` values
@@ -23,7 +24,8 @@ _broker = os.environ.get("AGENTOPS_FAULTS_BROKER", "memory://")
 app = Celery("faults", set_as_current=True)
 app.conf.update(
     broker_url=_broker,
-    result_backend="rpc://" if _broker.startswith("amqp") else (None if _broker == "memory://" else _broker),
+    result_backend=os.environ.get("AGENTOPS_FAULTS_BACKEND")
+    or ("rpc://" if _broker.startswith("amqp") else (None if _broker == "memory://" else _broker)),
     task_default_queue=os.environ.get("AGENTOPS_FAULTS_QUEUE", "agentops-faults"),
     broker_connection_retry_on_startup=True,
     broker_connection_retry=True,

@@ -234,19 +234,28 @@ def test_a_postrun_without_a_prerun_is_ignored(traced):
 
 
 def test_a_publish_that_fails_still_ends_its_span(traced, monkeypatch):
-    """The broker refuses the message (no ``after_task_publish``): the producer span still ends, as an error."""
+    """The broker refuses the message (no ``after_task_publish``): the producer span is ended later, as an error."""
     from celery import Celery
 
     dead = Celery("dead", broker="redis://127.0.0.1:1/0", set_as_current=False)
     dead.conf.broker_connection_retry = False
-    with agentops.start_trace("caller"), pytest.raises(Exception):  # noqa: B017 - whatever kombu raises
-        dead.send_task("testapp.add", (1, 2), retry=False)
+    dead.conf.broker_transport_options = {"max_retries": 0}
+
+    def refused_publish() -> None:
+        with agentops.start_trace("caller"), pytest.raises(Exception):  # noqa: B017 - whatever kombu raises
+            dead.send_task("testapp.add", (1, 2), retry=False)
+
+    refused_publish()
     assert traced.named("publish testapp.add") == []
+    # Once the pending span is older than the timeout, the next publish ends it.
     monkeypatch.setattr(cs, "PENDING_PUBLISH_TIMEOUT", 0.0)
     monkeypatch.setattr(cs._registry, "next_sweep", 0.0)
-    cs._sweep_pending(float("inf"))
-    span = traced.one("publish testapp.add")
+    refused_publish()
+    (span,) = traced.named("publish testapp.add")
     assert span.status.status_code is StatusCode.ERROR
+    # And a worker child ends whatever is still pending before it exits.
+    signals.worker_process_shutdown.send(sender=None, pid=0, exitcode=0)
+    assert len(traced.named("publish testapp.add")) == 2
 
 
 def test_a_worker_child_closes_open_spans_before_it_exits(traced):

@@ -47,7 +47,16 @@ class Dispatcher(SpanProcessor):
 
     def __init__(self) -> None:
         self._processors: tuple[SpanProcessor, ...] = ()
+        # Only processors that override on_start: most (exporters, the database
+        # writer) do nothing there, and every span pays for each call.
+        self._starters: tuple[SpanProcessor, ...] = ()
         self._lock = threading.Lock()
+
+    def _set(self, processors: tuple[SpanProcessor, ...]) -> None:
+        self._processors = processors
+        self._starters = tuple(
+            p for p in processors if getattr(type(p), "on_start", None) is not SpanProcessor.on_start
+        )
 
     @property
     def processors(self) -> tuple[SpanProcessor, ...]:
@@ -56,19 +65,20 @@ class Dispatcher(SpanProcessor):
     def add(self, processor: SpanProcessor) -> None:
         with self._lock:
             if processor not in self._processors:
-                self._processors = (*self._processors, processor)
+                self._set((*self._processors, processor))
 
     def remove(self, processor: SpanProcessor) -> None:
         with self._lock:
-            self._processors = tuple(p for p in self._processors if p is not processor)
+            self._set(tuple(p for p in self._processors if p is not processor))
 
     def clear(self) -> tuple[SpanProcessor, ...]:
         with self._lock:
-            old, self._processors = self._processors, ()
+            old = self._processors
+            self._set(())
         return old
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        for processor in self._processors:
+        for processor in self._starters:
             with capture_internal_exceptions("span processor on_start"):
                 processor.on_start(span, parent_context=parent_context)
 

@@ -33,7 +33,6 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from typing import Any
 
 from django.db import DatabaseError, DataError, InterfaceError, connections
 from opentelemetry import context as context_api
@@ -118,9 +117,6 @@ class DatabaseSpanProcessor(SpanProcessor):
         self._process_started_at = dt.datetime.now(dt.UTC)
 
     # --- the host's side: never blocks, never raises ----------------------------
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        pass
-
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the span for the writer; drop and count it if the queue is full."""
         if self._stopping:

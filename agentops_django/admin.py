@@ -310,6 +310,7 @@ class TraceAdmin(admin.ModelAdmin):
         )
         stats_admin = self.admin_site._registry.get(WriterStats)
         context = {
+            "title": "Traces",
             "writer_processes": stats["processes"],
             "writer_written": f"{stats['written'] or 0:,}",
             "writer_dropped": f"{stats['dropped'] or 0:,}" if stats["dropped"] else 0,

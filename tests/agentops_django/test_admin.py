@@ -763,3 +763,17 @@ def test_an_unreadable_payload_is_still_shown_escaped(admin_client):
     )
     html = admin_client.get(change_url(trace, span=span.span_id)).content.decode()
     assert "{not json &lt;b&gt;" in html
+
+
+# --- writer stats ----------------------------------------------------------------------------------
+
+
+def test_writer_stats_are_listed_per_process_read_only(admin_client):
+    started = timezone.now()
+    stats = WriterStats.objects.create(host="worker-7", pid=4242, process_started_at=started, spans_dropped=3)
+    html = admin_client.get("/admin/agentops_django/writerstats/").content.decode()
+    assert "worker-7" in html and "4242" in html
+    assert admin_client.get("/admin/agentops_django/writerstats/add/").status_code == 403
+    admin_client.post(f"/admin/agentops_django/writerstats/{stats.pk}/change/", {"spans_dropped": 0})
+    stats.refresh_from_db()
+    assert stats.spans_dropped == 3

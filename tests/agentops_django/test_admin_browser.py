@@ -108,6 +108,12 @@ def populate() -> dict:
             output_tokens=tokens - tokens * 4 // 5,
             cost=cost,
         )
+    from agentops_django.models import WriterStats
+
+    for host, pid, written in [("web-1", 811, 20_418), ("worker-1", 902, 27_792)]:
+        WriterStats.objects.create(
+            host=host, pid=pid, process_started_at=now - timedelta(hours=2), spans_written=written
+        )
     linked = make_trace("research.tasks.notify", kind="task", started_at=now - timedelta(minutes=30), span_count=1)
     return make_chain_trace(linked=linked)
 
@@ -136,7 +142,8 @@ def test_a_developer_finds_and_reads_a_trace_in_the_browser(live_server, browser
     assert rows.count() == 8
     assert rows.nth(0).locator("th").first.inner_text().strip() == "GET /api/orders/"
     assert page.locator(".ao-status--error").count() == 2
-    assert "0 dropped" in page.locator(".ao-writer").inner_text()
+    writer = page.locator(".ao-writer").inner_text()
+    assert "48,210 spans written" in writer and "0 dropped" in writer
     screenshot(page, "admin-list.png", "admin-list.png")
 
     # Filter by status, then search the chain's trace id.

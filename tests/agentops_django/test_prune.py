@@ -126,6 +126,18 @@ def test_negative_values_are_refused():
         run("--days", "-1")
 
 
+def test_the_tasks_module_says_celery_is_missing_instead_of_breaking_imports_elsewhere(monkeypatch):
+    """Nothing imports agentops_django.tasks but Celery itself; without Celery it fails with a clear message."""
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "celery", None)
+    monkeypatch.delitem(sys.modules, "agentops_django.tasks", raising=False)
+    with pytest.raises(ImportError, match="needs Celery"):
+        importlib.import_module("agentops_django.tasks")
+    monkeypatch.delitem(sys.modules, "agentops_django.tasks", raising=False)
+
+
 def test_the_celery_task_prunes_with_the_same_rules():
     pytest.importorskip("celery")
     from agentops_django.tasks import prune_traces

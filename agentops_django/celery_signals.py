@@ -280,11 +280,14 @@ def _on_before_task_publish(
                 span.set_attributes(attributes)
             _propagator.inject(carrier, context=trace_api.set_span_in_context(span, parent))
             key = (str(task_id), _int(headers.get("retries")))
+            # A publish runs from before_ to after_task_publish in one thread: a
+            # span this thread still has pending is one whose publish raised.
+            failed = getattr(_registry.local, "publishing", None)
             with _registry.lock:
-                previous = _registry.pending.pop(key, None)
+                previous = [_registry.pending.pop(k, None) for k in {key, failed} if k is not None]
                 _registry.pending[key] = (span, time.monotonic())
-            if previous is not None:
-                previous[0].end()
+            _registry.local.publishing = key
+            _end_unpublished(entry[0] for entry in previous if entry is not None)
         else:
             # No caller: make sure no stale context from a copied message survives.
             for key in ("traceparent", "tracestate"):
@@ -308,8 +311,11 @@ def _on_after_task_publish(headers: dict[str, Any] | None = None, body: Any = No
         task_id = headers.get("id")
         if task_id is None and isinstance(body, Mapping):
             task_id = body.get("id")
+        key = (str(task_id), _int(headers.get("retries")))
         with _registry.lock:
-            entry = _registry.pending.pop((str(task_id), _int(headers.get("retries"))), None)
+            entry = _registry.pending.pop(key, None)
+        if getattr(_registry.local, "publishing", None) == key:
+            _registry.local.publishing = None
         if entry is not None:
             entry[0].end()
 
@@ -328,8 +334,12 @@ def _sweep_pending(now: float, *, everything: bool = False) -> None:
         if not stale and len(_registry.pending) >= MAX_PENDING_PUBLISHES:
             stale = list(_registry.pending)[: len(_registry.pending) // 2]
         spans = [_registry.pending.pop(key)[0] for key in stale]
+    _end_unpublished(spans)
+
+
+def _end_unpublished(spans: Iterable[Span]) -> None:
     for span in spans:
-        with capture_internal_exceptions("celery publish sweep"):
+        with capture_internal_exceptions("celery unpublished span"):
             if span.is_recording():
                 span.set_status(Status(StatusCode.ERROR, "the message was not confirmed as published"))
             span.end()

@@ -478,13 +478,30 @@ class Suite:
         out = self.results.setdefault("memory", {})
         db = "postgres" if self.have_pg else "sqlite"
         down = str(p.closed_port())
+        # A listener that never answers: connections hang until their timeout, so the writer stalls
+        # and its queue fills up to QUEUE_SIZE (a closed port fails fast instead).
+        hanging = p.free_port()
+        code = (
+            "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); "
+            "s.listen(4096); time.sleep(3600)"
+        )
+        listener = self.procs.start("hanging-db", [sys.executable, "-c", code, str(hanging)], self.procs.env())
         configs = {
             "none": self.env("none", db),
             "agentops": self.env("agentops", db),
             "agentops, database down": self.env(
                 "agentops", db, BENCH_AGENTOPS_DB_DOWN_PORT=down, BENCH_NO_FINAL_FLUSH="1"
             ),
+            "agentops, database hanging": self.env(
+                "agentops", db, BENCH_AGENTOPS_DB_DOWN_PORT=str(hanging), BENCH_NO_FINAL_FLUSH="1"
+            ),
         }
+        try:
+            self._memory(out, db, configs)
+        finally:
+            self.procs.stop(listener)
+
+    def _memory(self, out: dict[str, Any], db: str, configs: dict[str, dict[str, str]]) -> None:
         n = self.size["mem_requests"]
         chunk = max(n // 10, 1)
         with p.drivers(self.procs, configs) as drivers:
@@ -500,7 +517,7 @@ class Suite:
                     driver.ask("wsgi", path="/ping", n=sizes[name] // (n // chunk), flush=False)
                     web[name]["rss_kib"].append(driver.ask("rss")["rss_kib"])
             for name, driver in drivers.items():
-                if "down" not in name:
+                if "database" not in name:
                     driver.ask("flush")
                 web[name]["peak_kib"] = driver.ask("rss")["hwm_kib"]
                 web[name]["counters"] = driver.ask("counters")

@@ -137,7 +137,9 @@ class _Registry:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.runs: dict[tuple[str, int], _Run] = {}
+        #: Every open run of the process, by ``id(run)`` (a redelivered message
+        #: may run twice at once with the same task id and attempt).
+        self.runs: dict[int, _Run] = {}
         self.pending: dict[tuple[str, int], tuple[Span, float]] = {}
         self.next_sweep = 0.0
         self.local = threading.local()
@@ -366,11 +368,6 @@ def _start_run(task: Any, task_id: Any, args: Any, kwargs: Any) -> None:
         # parent of this task, nor stay open.
         while stack:
             _finish(stack[-1], leftover=True)
-    with _registry.lock:
-        duplicate = _registry.runs.get(key)
-    if duplicate is not None and duplicate.thread == threading.get_ident() and not eager:
-        _finish(duplicate, leftover=True)
-
     name = str(getattr(task, "name", None) or getattr(request, "task", None) or "celery.task")
     if eager:
         base = context_api.get_current()
@@ -401,7 +398,7 @@ def _start_run(task: Any, task_id: Any, args: Any, kwargs: Any) -> None:
         run = _Run(key, span, ctx, token, eager)
         stack.append(run)
         with _registry.lock:
-            _registry.runs[key] = run
+            _registry.runs[id(run)] = run
 
 
 def _run_attributes(
@@ -456,17 +453,25 @@ def _run_attributes(
 
 
 def _find_run(task: Any, task_id: Any) -> _Run | None:
-    """The open run of this task's current attempt (or, failing that, of the task id)."""
+    """The open run of this task's current attempt (or, failing that, of the task id).
+
+    Celery sends a task's signals from the thread that runs it, so the
+    thread's own runs are searched first; the process-wide ones only after.
+    """
     request = getattr(task, "request", None)
-    retries = _int(getattr(request, "retries", 0))
-    task_id = str(task_id if task_id is not None else getattr(request, "id", ""))
+    key = (str(task_id if task_id is not None else getattr(request, "id", "")), _int(getattr(request, "retries", 0)))
+    stack = _registry.stack()
+    for candidate in reversed(stack):
+        if candidate.key == key:
+            return candidate
     with _registry.lock:
-        run = _registry.runs.get((task_id, retries))
-    if run is None:
-        for candidate in reversed(_registry.stack()):
-            if candidate.key[0] == task_id:
-                return candidate
-    return run
+        others = [run for run in _registry.runs.values() if run.key == key]
+    if others:
+        return others[-1]
+    for candidate in reversed(stack):
+        if candidate.key[0] == key[0]:
+            return candidate
+    return None
 
 
 def _on_task_failure(
@@ -553,15 +558,9 @@ def _record_outcome(run: _Run, retval: Any, task_state: Any) -> None:
 def _finish(run: _Run, *, leftover: bool = False) -> None:
     """End a run's span and take its context off the thread, whatever else fails."""
     try:
-        with capture_internal_exceptions("celery task end"):
-            if leftover and run.span.is_recording():
-                run.span.set_attribute(semconv.AGENTOPS_END_STATE, TraceState.INDETERMINATE.value)
-                run.span.set_attribute(CELERY_TASK_STATE, run.state or "LOST")
-            run.span.end()
+        _end_span(run, leftover)
     finally:
-        with _registry.lock:
-            if _registry.runs.get(run.key) is run:
-                del _registry.runs[run.key]
+        ended = [run]
         if run.thread == threading.get_ident():
             stack = _registry.stack()
             if run in stack:
@@ -570,10 +569,24 @@ def _finish(run: _Run, *, leftover: bool = False) -> None:
                     inner = stack.pop()
                     if inner is run:
                         break
-                    with capture_internal_exceptions("celery leftover task end"):
-                        inner.span.end()
-            if context_api.get_current() is run.context:
+                    ended.append(inner)
+                    _end_span(inner, leftover=True)
+            current = context_api.get_current()
+            if any(current is r.context for r in ended):
+                # Resetting the outer token restores what was current before
+                # the run, whatever the inner runs attached since.
                 context_api.detach(run.token)  # type: ignore[arg-type]
+        with _registry.lock:
+            for r in ended:
+                _registry.runs.pop(id(r), None)
+
+
+def _end_span(run: _Run, leftover: bool) -> None:
+    with capture_internal_exceptions("celery task end"):
+        if leftover and run.span.is_recording():
+            run.span.set_attribute(semconv.AGENTOPS_END_STATE, TraceState.INDETERMINATE.value)
+            run.span.set_attribute(CELERY_TASK_STATE, run.state or "LOST")
+        run.span.end()
 
 
 # --- worker processes -------------------------------------------------------------

@@ -10,7 +10,8 @@ its own and never take another session's messages:
 * ``AGENTOPS_TEST_WORKER_DATABASE``: for worker processes started by the
   tests, the name of the test database to use (the tests' own, so the test
   reads what the worker wrote),
-* ``AGENTOPS_TEST_WORKER_TRACING=off``: run with ``AGENTOPS["ENABLED"]`` false
+* ``AGENTOPS_TEST_WORKER_TRACING``: ``off`` runs the worker with
+  ``AGENTOPS["ENABLED"]`` false, ``no-writer`` with spans made but not stored
   (to measure what tracing costs a worker).
 """
 
@@ -33,10 +34,11 @@ if os.environ.get("AGENTOPS_TEST_WORKER_DATABASE"):
 
     # Before Django opens any connection: this worker writes where the test reads.
     settings.DATABASES["default"]["NAME"] = os.environ["AGENTOPS_TEST_WORKER_DATABASE"]
-if os.environ.get("AGENTOPS_TEST_WORKER_TRACING") == "off":
+_TRACING = {"off": {"ENABLED": False}, "no-writer": {"DATABASE_WRITER": False}}
+if os.environ.get("AGENTOPS_TEST_WORKER_TRACING") in _TRACING:
     from django.conf import settings
 
-    settings.AGENTOPS = {**settings.AGENTOPS, "ENABLED": False}
+    settings.AGENTOPS = {**settings.AGENTOPS, **_TRACING[os.environ["AGENTOPS_TEST_WORKER_TRACING"]]}
 
 app = Celery("tests")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -220,6 +220,25 @@ def test_a_task_never_inherits_the_context_of_a_task_whose_postrun_never_came(tr
     assert context_api.get_current() == before
 
 
+def test_an_eager_task_whose_postrun_never_came_is_ended_with_its_caller_task(traced):
+    """Nested eager tasks: the outer task's end also ends an inner one left open, and restores the context."""
+    outer, inner = tasks.nested._get_current_object(), tasks.add._get_current_object()
+    before = context_api.get_current()
+    outer.push_request(id="outer", is_eager=True, called_directly=False)
+    signals.task_prerun.send(sender=outer, task_id="outer", task=outer, args=(), kwargs={})
+    inner.push_request(id="inner", is_eager=True, called_directly=False)
+    signals.task_prerun.send(sender=inner, task_id="inner", task=inner, args=(), kwargs={})
+    inner.pop_request()
+    signals.task_postrun.send(sender=outer, task_id="outer", task=outer, args=(), kwargs={}, retval=1, state="SUCCESS")
+    outer.pop_request()
+    lost = traced.one("testapp.add")
+    assert lost.attributes[cs.CELERY_TASK_STATE] == "LOST"
+    assert traced.one("testapp.nested").attributes[cs.CELERY_TASK_STATE] == "SUCCESS"
+    assert context_api.get_current() == before
+    cs.close_open_spans()
+    assert len(traced) == 2  # nothing else was left open
+
+
 def test_a_postrun_without_a_prerun_is_ignored(traced):
     """A postrun whose prerun never came (handlers connected mid-task) records nothing and raises nothing."""
     task = tasks.whoami._get_current_object()

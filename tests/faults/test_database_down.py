@@ -115,6 +115,8 @@ def test_requests_and_tasks_succeed_while_the_database_is_down_and_spans_arrive_
     )
     for pid in watched:
         assert peak_threads[pid] <= threads_before[pid] + 1, f"threads of {pid} grew while the database was down"
+        # Generous: 40 requests' spans are a few hundred KiB at most.
+        assert rss_down[pid] - rss_before[pid] < 50_000, f"memory of {pid} grew while the database was down"
     assert web_code is not None, "gunicorn did not exit within 40 s of SIGTERM"
     assert worker_code is not None, "the Celery worker did not exit within 40 s of SIGTERM"
     assert s.span_count() == written, "the rows stored differ from the processes' written counters"
@@ -122,3 +124,28 @@ def test_requests_and_tasks_succeed_while_the_database_is_down_and_spans_arrive_
     assert written_during == len(during) * (REQUEST_SPANS + TASK_SPANS), (
         "spans queued during the outage were dropped although the queue had room for them"
     )
+
+
+def test_sigterm_while_the_database_is_down_exits_within_the_shutdown_deadline(
+    stack: Callable[..., Any], fault_log: Callable[..., None]
+) -> None:
+    """A web or worker process told to stop during an outage exits in bounded time, its queue dropped."""
+    s = stack()
+    web, port = s.web()
+    worker = s.worker(concurrency=2)
+    first = get_json(port, "/work/?n=3&tasks=1")
+    s.celery.AsyncResult(first["task_ids"][0]).get(timeout=60)
+    s.pg.stop("immediate")
+    try:
+        items = [get_json(port, "/work/?n=3&tasks=1") for _ in range(10)]
+        for item in items:
+            s.celery.AsyncResult(item["task_ids"][0]).get(timeout=60)
+        started = time.monotonic()
+        web.signal(15)
+        worker.signal(15)
+        codes = (web.wait(60), worker.wait(60))
+        took = time.monotonic() - started
+    finally:
+        s.pg.start()
+    fault_log(fault="SIGTERM to gunicorn + celery prefork while PostgreSQL is down", exit_s=round(took, 1), codes=codes)
+    assert None not in codes, "a process hung on exit while the database was down"

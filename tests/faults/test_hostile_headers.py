@@ -244,3 +244,33 @@ def test_hostile_celery_trace_headers_run_the_task_in_a_fresh_trace(
     assert len(runs) == 1
     assert runs[0].parent is None, f"{value!r} was taken as a parent"
     assert format(runs[0].context.trace_id, "032x") == result["trace_id"]
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_hostile_celery_headers_over_a_real_broker_to_a_real_worker(
+    stack: Callable[..., Any], fault_log: Callable[..., None]
+) -> None:
+    """Messages published with hostile trace headers (any JSON type) run normally in fresh traces."""
+    s = stack()
+    s.worker(concurrency=2)
+    values = [
+        42,
+        None,
+        ["00", VALID_TRACE],
+        {"traceparent": VALID},
+        "x" * 200_000,
+        f"00-{'0' * 32}-{'0' * 16}-01",
+        f"00-{VALID_TRACE}-{VALID_PARENT}-zz",
+        f"{VALID},{VALID}",
+        "\udcff",
+        True,
+    ]
+    outcomes = {}
+    for i, value in enumerate(values):
+        headers = {"traceparent": value, "tracestate": value, "agentops_published_at": value}
+        result = s.celery.send_task("faults.echo", args=[1], headers=headers)
+        outcome = result.get(timeout=60)
+        outcomes[f"{i}:{repr(value)[:40]}"] = outcome["trace_id"] != VALID_TRACE and outcome["args"] == [1]
+    fault_log(fault="hostile trace headers in real Celery messages (Redis)", outcomes=outcomes)
+    assert all(outcomes.values()), outcomes

@@ -395,9 +395,7 @@ class PrivateRabbit:
 
     def stop(self) -> None:
         if self.proc is not None:
-            with contextlib.suppress(Exception):
-                self.ctl("stop")
-            self.proc.stop()
+            self.proc.stop(grace=15)  # SIGTERM: the node stops itself
             self.proc = None
 
 

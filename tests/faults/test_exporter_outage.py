@@ -48,7 +48,7 @@ def test_collector_slow_failing_or_down_never_slows_requests_and_the_database_co
         web, port = s.web(
             OTEL_EXPORTER_OTLP_ENDPOINT=collector.endpoint,
             OTEL_BSP_SCHEDULE_DELAY="100",
-            OTEL_EXPORTER_OTLP_TIMEOUT="10",
+            OTEL_EXPORTER_OTLP_TIMEOUT="5",
         )
         run_requests(port)  # warm-up: the first requests import lazily-loaded code
         results: dict[str, Any] = {}

@@ -272,5 +272,25 @@ def test_hostile_celery_headers_over_a_real_broker_to_a_real_worker(
         result = s.celery.send_task("faults.echo", args=[1], headers=headers)
         outcome = result.get(timeout=60)
         outcomes[f"{i}:{repr(value)[:40]}"] = outcome["trace_id"] != VALID_TRACE and outcome["args"] == [1]
-    fault_log(fault="hostile trace headers in real Celery messages (Redis)", outcomes=outcomes)
+    # Hostile arguments through the real broker: huge, surrogates, markup; stored capped.
+    huge = s.celery.send_task("faults.echo", args=["z" * 3_000_000, "\udcff<script>"], kwargs={"password": "pw-x"})
+    assert len(huge.get(timeout=120)["args"][0]) == 3_000_000
+    harness.wait_for(
+        lambda: s.sql("SELECT count(*) FROM agentops_django_span WHERE attributes->>'celery.task.id' = %s", [huge.id])[
+            0
+        ][0],
+        "the span of the task with huge arguments",
+    )
+    size, leaked = s.sql(
+        "SELECT length(attributes::text), position('pw-x' in attributes::text) FROM agentops_django_span "
+        "WHERE attributes->>'celery.task.id' = %s",
+        [huge.id],
+    )[0]
+    fault_log(
+        fault="hostile trace headers in real Celery messages (Redis); a task with 3 MB + surrogate arguments",
+        outcomes=outcomes,
+        huge_task_attributes_chars=size,
+    )
     assert all(outcomes.values()), outcomes
+    assert size < 200_000, "task arguments were stored without their size cap"
+    assert leaked == 0, "a password argument reached the database"

@@ -2,7 +2,10 @@
 
 :class:`Processes` starts children in their own process groups and, on
 ``close()`` (also at exit and on SIGTERM/SIGINT), stops each group: SIGTERM,
-a bounded wait, then SIGKILL. Servers bind 127.0.0.1 only.
+a bounded wait, then SIGKILL. Should the suite itself be killed outright,
+its children get SIGKILL from the kernel (``PR_SET_PDEATHSIG``), and their
+own children follow them (gunicorn's and Celery's workers watch their
+parent). Servers bind 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -76,6 +79,17 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: be killed if the suite dies without cleaning up (Linux only)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Processes:
     """The children of a run; ``close()`` stops every one still running."""
 
@@ -108,6 +122,7 @@ class Processes:
             stdout=subprocess.PIPE if pipe else log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             text=pipe or None,
             bufsize=1 if pipe else -1,
         )

@@ -4,8 +4,8 @@
 ``close()`` (also at exit and on SIGTERM/SIGINT), stops each group: SIGTERM,
 a bounded wait, then SIGKILL. Should the suite itself be killed outright,
 its children get SIGKILL from the kernel (``PR_SET_PDEATHSIG``), and their
-own children follow them (gunicorn's and Celery's workers watch their
-parent). Servers bind 127.0.0.1 only.
+own children follow within seconds (gunicorn's workers check their parent
+every half ``--timeout``; Celery's pool children watch theirs). Servers bind 127.0.0.1 only.
 """
 
 from __future__ import annotations

@@ -304,7 +304,7 @@ class Suite:
                         [
                             sys.executable, "-m", "gunicorn", "benchmarks.project.wsgi:application",
                             "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}",
-                            "--timeout", "120", "--graceful-timeout", "20", "--log-level", "warning",
+                            "--timeout", "30", "--graceful-timeout", "20", "--log-level", "warning",
                         ],
                         self.env(variant, db),
                     )  # fmt: skip

@@ -91,6 +91,36 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def summary(results: dict[str, Any]) -> list[list[str]]:
+    """The headline figures, one row per measure, one column per traced variant."""
+    rows: list[list[str]] = []
+    for db, table in results.get("inproc", {}).items():
+        for path in ("/ping", "/db"):
+            row = table.get(path)
+            base = med(row["none"]) if row else None
+            if base is not None:
+                cells = [fmt(_minus(med(row[v]), base), "+.0f", " µs") for v in TRACED]
+                rows.append([f"added per request, in process, `{path}` ({db})", *cells])
+    for db, table in results.get("inproc_background_cpu", {}).items():
+        row = table.get("/ping")
+        if row:
+            cells = [fmt(med(row[v]), ".0f", " µs") for v in TRACED]
+            rows.append([f"CPU of background threads per request, `/ping` ({db})", *cells])
+    for db, table in results.get("server", {}).items():
+        for path in ("/ping", "/db"):
+            row = table.get(path)
+            base = med(row["none"]) if row else None
+            if base:
+                cells = [fmt(_ratio(med(row[v]), base), ".2f", "x") for v in TRACED]
+                rows.append([f"requests/s vs untraced, gunicorn + wrk, `{path}` ({db})", *cells])
+    for pool, table in results.get("celery", {}).items():
+        base = med(table["none"]["tasks_per_s"])
+        if base:
+            cells = [fmt(_ratio(med(table[v]["tasks_per_s"]), base), ".2f", "x") for v in TRACED]
+            rows.append([f"Celery tasks/s vs untraced ({pool})", *cells])
+    return rows
+
+
 def write(results: dict[str, Any], md_path: Path, png_path: Path) -> None:
     """Write the markdown report and the plot."""
     plotted = plot(results, png_path)
@@ -126,6 +156,14 @@ def markdown(results: dict[str, Any], png_path: Path | None, md_path: Path) -> s
         )
     if png_path is not None:
         add(f"![benchmarks]({png_path.relative_to(md_path.parent).as_posix()})\n")
+
+    summary_rows = summary(results)
+    if summary_rows:
+        add("## Summary\n")
+        add("| measure | OpenTelemetry | Sentry | agentops-django |\n| --- | ---: | ---: | ---: |")
+        for row in summary_rows:
+            add("| " + " | ".join(row) + " |")
+        add("")
 
     add("## Targets\n")
     add("| target | measured | met |\n| --- | --- | --- |")
@@ -294,6 +332,16 @@ def markdown(results: dict[str, Any], png_path: Path | None, md_path: Path) -> s
         )
         for name, text in profiles.items():
             add(f"**{name}**\n\n```\n{text}\n```\n")
+
+    add("## How to run\n")
+    add(
+        "`python3 benchmarks/run.py` (quick mode) or `python3 benchmarks/run.py --full`; `--only inproc,server,...` "
+        "runs some sections, `--deadline-minutes N` starts none after N minutes, `--report-only` rewrites this page "
+        "from `benchmarks/results.json`. The suite sets up `.venv` and the benchmark-only packages itself. It uses "
+        "PostgreSQL and Redis on 127.0.0.1 (database `agentops_bench`, Redis DB 11, queues of its own) and `wrk` "
+        "(installed with apt-get when missing and run as root); a section whose server or tool is missing is skipped "
+        "and listed below. Every process it starts is stopped at the end, on failure too.\n"
+    )
 
     if results.get("skipped") or results.get("errors"):
         add("## Skipped and failed\n")

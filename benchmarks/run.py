@@ -620,7 +620,14 @@ def main() -> int:
         "--deadline-minutes", type=float, help="start no section after this many minutes (the rest is reported skipped)"
     )
     parser.add_argument("--output-dir", type=Path, default=ROOT / "docs", help="where benchmarks.md and images/ go")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report and plot from benchmarks/results.json"
+    )
     options = parser.parse_args()
+    if options.report_only:
+        results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
+        report.write(results, options.output_dir / "benchmarks.md", options.output_dir / "images" / "benchmarks.png")
+        return 0
     mode = "full" if options.full else "smoke" if options.smoke else "quick"
     only = set(options.only.split(",")) if options.only else None
     work = Path(tempfile.mkdtemp(prefix="agentops-bench-"))

@@ -99,7 +99,7 @@ MODES: dict[str, dict[str, Any]] = {
     # Sized to run in about a quarter of an hour on a quiet two-core machine.
     "full": dict(
         dbs=("sqlite", "postgres"),
-        rounds=5,
+        rounds=4,
         wsgi_n=300,
         wrk_rounds=1,
         wrk_seconds=5,
@@ -109,7 +109,7 @@ MODES: dict[str, dict[str, Any]] = {
         sdk_rounds=3,
         sdk_n=5_000,
         mem_requests=100_000,
-        mem_tasks=5_000,
+        mem_tasks=3_000,
         profile_n=2_000,
         writer_args={**WRITER_DB},
         admin_args={"--traces": "20000", **ADMIN_DB},

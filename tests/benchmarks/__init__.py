@@ -1,0 +1,1 @@
+"""Tests of the benchmark suite (that it runs; speed is its own report)."""

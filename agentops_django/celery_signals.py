@@ -388,17 +388,16 @@ def _start_run(task: Any, task_id: Any, args: Any, kwargs: Any) -> None:
     elif not eager and not caller.is_valid:
         parent = Context()  # no caller (or a malformed header): a trace of its own
 
-    span = state.tracer.start_span(name, context=parent, kind=OTelSpanKind.CONSUMER, links=links)
-    try:
-        if span.is_recording():
-            span.set_attributes(_run_attributes(task, request, name, key, eager, started, args, kwargs))
-    finally:
-        ctx = context_with_scope(span, name, base)
-        token = context_api.attach(ctx)
-        run = _Run(key, span, ctx, token, eager)
-        stack.append(run)
-        with _registry.lock:
-            _registry.runs[id(run)] = run
+    attributes = None
+    if state.config is not None:  # before init() the tracer records nothing
+        with capture_internal_exceptions("celery task attributes"):
+            attributes = _run_attributes(task, request, name, key, eager, started, args, kwargs)
+    # Attributes given at the start are validated in one pass: cheaper than set later.
+    span = state.tracer.start_span(name, context=parent, kind=OTelSpanKind.CONSUMER, links=links, attributes=attributes)
+    ctx = context_with_scope(span, name, base)
+    run = _Run(key, span, ctx, context_api.attach(ctx), eager)
+    stack.append(run)
+    _registry.runs[id(run)] = run  # one dict operation: atomic, no lock needed
 
 
 def _run_attributes(
@@ -414,8 +413,6 @@ def _run_attributes(
     attributes: dict[str, Any] = {
         semconv.AGENTOPS_SPAN_KIND: SpanKind.CELERY_TASK,
         semconv.MESSAGING_SYSTEM: "celery",
-        semconv.MESSAGING_OPERATION_TYPE: "process",
-        semconv.MESSAGING_MESSAGE_ID: key[0],
         CELERY_TASK_ID: key[0],
         CELERY_TASK_NAME: name,
         CELERY_TASK_RETRIES: key[1],
@@ -446,9 +443,10 @@ def _run_attributes(
         attributes[CELERY_TASK_ARGS] = to_json(
             list(args or ()), redact_keys=config.redact_keys, max_size=config.max_payload_size
         )
-        attributes[CELERY_TASK_KWARGS] = to_json(
-            dict(kwargs or {}), redact_keys=config.redact_keys, max_size=config.max_payload_size
-        )
+        if kwargs:
+            attributes[CELERY_TASK_KWARGS] = to_json(
+                dict(kwargs), redact_keys=config.redact_keys, max_size=config.max_payload_size
+            )
     return attributes
 
 
@@ -464,8 +462,7 @@ def _find_run(task: Any, task_id: Any) -> _Run | None:
     for candidate in reversed(stack):
         if candidate.key == key:
             return candidate
-    with _registry.lock:
-        others = [run for run in _registry.runs.values() if run.key == key]
+    others = [run for run in list(_registry.runs.values()) if run.key == key]
     if others:
         return others[-1]
     for candidate in reversed(stack):
@@ -576,9 +573,8 @@ def _finish(run: _Run, *, leftover: bool = False) -> None:
                 # Resetting the outer token restores what was current before
                 # the run, whatever the inner runs attached since.
                 context_api.detach(run.token)  # type: ignore[arg-type]
-        with _registry.lock:
-            for r in ended:
-                _registry.runs.pop(id(r), None)
+        for r in ended:
+            _registry.runs.pop(id(r), None)
 
 
 def _end_span(run: _Run, leftover: bool) -> None:
@@ -612,9 +608,7 @@ def _on_worker_process_shutdown(**_: Any) -> None:
 def close_open_spans() -> None:
     """End every producer and task span still open in this process (before it exits)."""
     _sweep_pending(time.monotonic(), everything=True)
-    with _registry.lock:
-        runs = list(_registry.runs.values())
-    for run in runs:
+    for run in list(_registry.runs.values()):
         _finish(run, leftover=True)
 
 

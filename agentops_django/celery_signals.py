@@ -10,14 +10,19 @@ Across the broker the trace travels once, in the message headers:
   where custom headers surface on ``task.request``). The publish time goes in
   the ``agentops_published_at`` header so the worker can tell how long the
   message waited. A publish with no caller (beat, a shell without a trace, a
-  cron job) makes no producer span: its task starts a trace of its own.
+  cron job) makes no producer span: its task starts a trace of its own. A
+  producer span whose publish raised (no ``after_task_publish``) is ended as
+  an error by the thread's next publish, by any publish once it is
+  ``PENDING_PUBLISH_TIMEOUT`` old, or when a worker child exits.
 * Running (``task_prerun``/``task_postrun``/``task_failure``/``task_retry``):
   the task runs in a consumer span (kind CONSUMER, ``agentops.span.kind`` =
   ``celery.task``, named after the task) that continues the trace found in the
   headers, opened as an automatic scope (``start_trace`` inside a task makes a
   child, not a new root). A retry is one span per attempt, all in one trace.
   With ``task_always_eager`` (no message, no publish signals) the task span is
-  a child of the caller's current span.
+  a child of the caller's current span. The ``CELERY_*`` constants below name
+  its attributes (ids, attempt, state, queue wait, and, with content capture,
+  arguments and result as redacted, size-capped JSON).
 
 Huge fan-out. A task published thousands of times from one request makes a
 trace nobody can read. Two ways out start a *new trace* for the task, linked

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -77,17 +78,33 @@ _STATUS_NAMES = {code: code.name for code in StatusCode}
 _dumps = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 
+#: A ``\\uXXXX`` escape of a surrogate that is not half of a pair (what ``json.dumps`` writes for a lone one).
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
 def _json(value: Any) -> str:
     text = _dumps(value)
     if "\\u0000" in text:  # PostgreSQL's jsonb refuses NUL characters
         text = text.replace("\\u0000", "\\ufffd")
+    if "\\ud" in text or "\\uD" in text:  # ... and escapes of lone surrogates
+        text = _LONE_SURROGATE.sub("\\\\ufffd", text)
     return text
 
 
 def _text(value: str, limit: int) -> str:
     """A column-safe string: cut to the column's size, without NUL (PostgreSQL refuses it in text)."""
     value = value[:limit]
-    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: no driver can encode them as UTF-8
+            value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def _attributes(span: ReadableSpan) -> dict[str, Any]:
@@ -178,7 +195,7 @@ class SpanRow:
             span_id,
             format(parent.span_id, "016x") if parent is not None else "",
             _text(span.name, 255),
-            kind[:32],
+            _text(kind, 32),
             _STATUS_NAMES[status.status_code],
             _text(status.description or "", 100_000),
             timestamp(start_ns, sqlite),

@@ -34,7 +34,7 @@ import time
 import weakref
 from collections.abc import Sequence
 
-from django.db import DatabaseError, DataError, InterfaceError, connections
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connections
 from opentelemetry import context as context_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -70,6 +70,23 @@ class _Flush:
         self.done = threading.Event()
 
 
+def _is_outage(exc: Exception, alias: str) -> bool:
+    """Whether ``exc`` means the database is out of reach (retry as long as it takes).
+
+    Lost or refused connections are outages; so, on SQLite, are a locked or
+    unopenable file. A missing table or a refused statement is not: it would
+    fail the same way forever.
+    """
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if connections[alias].vendor != "sqlite":
+        return True
+    message = str(exc).lower()
+    return any(word in message for word in ("locked", "busy", "unable to open", "disk i/o"))
+
+
 class DatabaseSpanProcessor(SpanProcessor):
     """Stores every finished span in the database, in batches, off the host's threads.
 
@@ -99,6 +116,8 @@ class DatabaseSpanProcessor(SpanProcessor):
         """(Re)create everything that belongs to one process: queue, thread, counters."""
         self._queue: collections.deque[ReadableSpan | _Flush] = collections.deque()
         self._wake = threading.Event()
+        #: Set by shutdown(): ends a retry's backoff wait at once.
+        self._stop_event = threading.Event()
         self._start_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -177,6 +196,7 @@ class DatabaseSpanProcessor(SpanProcessor):
             return
         self._stop_deadline = time.monotonic() + timeout_millis / 1000
         self._stopping = True
+        self._stop_event.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -201,7 +221,12 @@ class DatabaseSpanProcessor(SpanProcessor):
                 batch, markers = self._next_batch()
                 if batch:
                     with capture_internal_exceptions("database writer"):
-                        self._write_with_retries(batch)
+                        try:
+                            self._write_with_retries(batch)
+                        except Exception:
+                            # Whatever failed, the batch is gone: count it, never lose it silently.
+                            self._drop(len(batch))
+                            raise
                 if markers or time.monotonic() - self._stats_at >= STATS_INTERVAL or self._stopping:
                     with capture_internal_exceptions("database writer stats"):
                         self._store_stats()
@@ -256,12 +281,21 @@ class DatabaseSpanProcessor(SpanProcessor):
         return batch, markers
 
     def _write_with_retries(self, batch: Sequence[ReadableSpan]) -> None:
+        # An outage (OperationalError/InterfaceError: no connection, or a lost
+        # one) does not use up MAX_ATTEMPTS: the batch is held and retried with
+        # capped backoff while on_end keeps queueing up to QUEUE_SIZE (and drops
+        # and counts beyond it), so what ended during an outage is written after
+        # it, up to the bound. Other errors get MAX_ATTEMPTS; shutdown's deadline wins.
         delay = 0.1
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
+            outage = False
             try:
                 self.written += self._write_isolating(batch)
                 return
             except (DatabaseError, InterfaceError) as exc:
+                outage = _is_outage(exc, self.alias)
                 self.errors += 1
                 _guard.count("writer_errors")
                 # One warning per batch; the retries of an outage would flood the log.
@@ -274,9 +308,14 @@ class DatabaseSpanProcessor(SpanProcessor):
                     exc,
                 )
                 _reset_connection(self.alias)
-            if attempt == MAX_ATTEMPTS or (self._stopping and time.monotonic() + delay >= self._stop_deadline):
+            if self._stopping and time.monotonic() + delay >= self._stop_deadline:
                 break
-            time.sleep(delay)
+            if attempt >= MAX_ATTEMPTS and not outage:
+                break
+            if self._stopping:
+                time.sleep(min(delay, max(self._stop_deadline - time.monotonic(), 0.0)))
+            else:
+                self._stop_event.wait(delay)  # shutdown() ends the wait at once
             delay = min(delay * 2, MAX_BACKOFF)
         self._drop(len(batch))
 
@@ -291,7 +330,8 @@ class DatabaseSpanProcessor(SpanProcessor):
         """
         try:
             return write_batch(self.alias, batch)
-        except DataError as exc:
+        except (DataError, UnicodeError, ValueError) as exc:
+            # ValueError/UnicodeError: a value the driver cannot even encode.
             _reset_connection(self.alias)
             if len(batch) == 1:
                 self.errors += 1
@@ -316,13 +356,18 @@ class DatabaseSpanProcessor(SpanProcessor):
             *current,
             _adapt(now, sqlite),
         ]
-        try:
-            with _cursor(connection) as cursor:
-                cursor.execute(upsert_stats_sql(), params)
-        except (DatabaseError, InterfaceError) as exc:
-            logger.warning("agentops_django: storing the writer's counters failed: %r", exc)
-            _reset_connection(self.alias)
-            return
+        for attempt in (1, 2):
+            try:
+                with _cursor(connections[self.alias]) as cursor:
+                    cursor.execute(upsert_stats_sql(), params)
+                break
+            except (DatabaseError, InterfaceError) as exc:
+                # A connection cut while idle (an outage, a server restart)
+                # fails once: try again on a fresh one before giving up.
+                _reset_connection(self.alias)
+                if attempt == 2:
+                    logger.warning("agentops_django: storing the writer's counters failed: %r", exc)
+                    return
         self._stats_stored = current
 
 

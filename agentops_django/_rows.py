@@ -85,6 +85,9 @@ _LONE_SURROGATE = re.compile(
 )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _json(value: Any) -> str:
     text = _dumps(value)
     if "\\u0000" in text:  # PostgreSQL's jsonb refuses NUL characters
@@ -103,7 +106,7 @@ def _text(value: str, limit: int) -> str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:  # lone surrogates: no driver can encode them as UTF-8
-            value = value.encode("utf-8", "replace").decode("utf-8")
+            value = _SURROGATE.sub("\ufffd", value)
     return value
 
 

@@ -71,6 +71,7 @@ ROW_ATTRIBUTES = {
     "a_in": "gen_ai.usage.input_tokens",
     "a_out": "gen_ai.usage.output_tokens",
     "a_cost": "gen_ai.usage.cost",
+    "a_tool_cost": "agentops.tool.cost",
 }
 ROW_FIELDS = ("span_id", "parent_span_id", "name", "kind", "status", "started_at", "duration_ms", "links")
 #: Deeper spans are drawn at this indentation (the tree lines stay readable).

@@ -28,13 +28,17 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-#: The one span kind whose token usage and cost count in a trace's totals.
+#: The one span kind whose token usage counts in a trace's totals.
 LLM_KIND = "llm"
-#: The rule behind :class:`Totals`, in words, for the page.
+#: Tools priced with ``@tool(cost=...)`` add that price to the cost total.
+TOOL_KIND = "tool"
+#: The rule behind :class:`Totals`, in words, for the page. The database writer
+#: keeps the trace list's summary columns by the same rule.
 TOTALS_RULE = (
-    "Tokens and cost are the sums over spans of kind \u201cllm\u201d only "
-    "(gen_ai.usage.input_tokens, gen_ai.usage.output_tokens, gen_ai.usage.cost); "
-    "agent, tool, task and request spans never add their own, so no call is counted twice."
+    "Tokens are the sums over spans of kind \u201cllm\u201d only "
+    "(gen_ai.usage.input_tokens, gen_ai.usage.output_tokens); cost adds those spans' "
+    "gen_ai.usage.cost and the price of each tool call (agentops.tool.cost). "
+    "Agent, task and request spans never add their own, so no call is counted twice."
 )
 
 ORPHAN_MISSING_PARENT = "parent span {parent} has not arrived"
@@ -132,7 +136,7 @@ def _attr(span: Mapping[str, Any], key: str) -> Any:
 
 
 def totals_of(spans: Iterable[Mapping[str, Any]]) -> Totals:
-    """Roll up tokens and cost by :data:`TOTALS_RULE`: only spans of kind ``llm`` count.
+    """Roll up tokens and cost by :data:`TOTALS_RULE`.
 
     Args:
         spans: Span rows with ``kind`` and either an ``attributes`` dict or the
@@ -143,7 +147,10 @@ def totals_of(spans: Iterable[Mapping[str, Any]]) -> Totals:
     """
     totals = Totals()
     for span in spans:
-        if span.get("kind") != LLM_KIND:
+        kind = span.get("kind")
+        if kind == TOOL_KIND:
+            totals.cost += _number(_attr(span, "agentops.tool.cost")) or 0.0
+        if kind != LLM_KIND:
             continue
         totals.llm_calls += 1
         totals.input_tokens += int(_number(_attr(span, "gen_ai.usage.input_tokens")) or 0)

@@ -192,6 +192,17 @@ def test_totals_count_llm_spans_only_so_no_call_is_counted_twice():
     assert "llm" in TOTALS_RULE and "twice" in TOTALS_RULE
 
 
+def test_priced_tool_calls_add_their_price_to_the_cost_but_never_tokens():
+    rows = [
+        span("tool", kind="tool", **{"agentops.tool.cost": 0.5, "gen_ai.usage.output_tokens": 500}),
+        span("llm", "tool", kind="llm", **{"gen_ai.usage.input_tokens": 3, "gen_ai.usage.cost": 0.25}),
+        span("agent", kind="agent", **{"agentops.tool.cost": 9.0}),
+    ]
+    totals = totals_of(rows)
+    assert (totals.input_tokens, totals.output_tokens) == (3, 0)
+    assert totals.cost == 0.75
+
+
 def test_totals_ignore_unreadable_token_values():
     rows = [span("llm", kind="llm", **{"gen_ai.usage.input_tokens": "many", "gen_ai.usage.output_tokens": None})]
     assert totals_of(rows).total_tokens == 0

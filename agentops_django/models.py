@@ -56,6 +56,8 @@ class Trace(models.Model):
             models.Index(fields=["status", "-started_at"], name="agentops_trace_status"),
             models.Index(fields=["kind", "-started_at"], name="agentops_trace_kind"),
             models.Index(fields=["name", "-started_at"], name="agentops_trace_name"),
+            # Name-prefix search (LIKE 'x%') on PostgreSQL under a non-C collation.
+            models.Index(fields=["name"], name="agentops_trace_name_prefix", opclasses=["varchar_pattern_ops"]),
         ]
 
     def __str__(self) -> str:

@@ -47,6 +47,7 @@ Call :func:`connect` once per process (``agentops_django`` does it at
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import sys
@@ -633,10 +634,24 @@ def _uid(handler: Any) -> str:
     return f"agentops_django.celery_signals.{handler.__name__}"
 
 
+_atexit_registered = False
+
+
 def connect() -> None:
     """Connect the handlers to Celery's signals; calling it again does nothing."""
+    global _atexit_registered
     for signal, handler in _HANDLERS:
         signal.connect(handler, weak=False, dispatch_uid=_uid(handler))
+    if not _atexit_registered:
+        # Registered after init()'s own exit hook, so it runs first: what it
+        # ends is still flushed.
+        atexit.register(_close_at_exit)
+        _atexit_registered = True
+
+
+def _close_at_exit() -> None:
+    with capture_internal_exceptions("celery exit"):
+        close_open_spans()
 
 
 def disconnect() -> None:

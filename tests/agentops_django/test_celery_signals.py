@@ -291,3 +291,33 @@ def test_a_worker_child_closes_open_spans_before_it_exits(traced):
     (span,) = traced.named("testapp.whoami")
     assert span.attributes[cs.CELERY_TASK_STATE] == "LOST"
     assert trace_api.get_current_span() is trace_api.INVALID_SPAN
+
+
+def test_a_process_that_exits_after_a_refused_publish_still_exports_its_span(tmp_path):
+    """A web process whose last publish raised: the producer span is ended and exported when it exits."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "refused.py"
+    script.write_text(
+        "import agentops\n"
+        "from celery import Celery\n"
+        "from agentops_django import celery_signals\n"
+        "agentops.init(auto_start_session=False, instrument_llm_calls=False, exporters=['console'])\n"
+        "celery_signals.connect()\n"
+        "app = Celery('dead', broker='redis://127.0.0.1:1/0', set_as_current=False)\n"
+        "app.conf.broker_connection_retry = False\n"
+        "app.conf.broker_transport_options = {'max_retries': 0}\n"
+        "with agentops.start_trace('caller'):\n"
+        "    try:\n"
+        "        app.send_task('testapp.add', (1, 2), retry=False)\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=root, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert '"name": "publish testapp.add"' in done.stdout
+    assert '"status_code": "ERROR"' in done.stdout

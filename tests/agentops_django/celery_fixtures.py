@@ -41,7 +41,7 @@ REDIS_URL = os.environ.get("AGENTOPS_TEST_CELERY_REDIS", "redis://127.0.0.1:6379
 RABBITMQ_URL = os.environ.get("AGENTOPS_TEST_CELERY_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 BROKERS = {"redis": REDIS_URL, "rabbitmq": RABBITMQ_URL}
 #: Seconds a test waits for a task's result or for spans to arrive.
-DEADLINE = 30.0
+DEADLINE = 60.0
 
 
 def session_queue() -> str:

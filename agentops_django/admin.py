@@ -32,7 +32,8 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from agentops_django import otlp_json, prune
-from agentops_django.models import Span, Trace, WriterStats
+from agentops_django.conf import get_config
+from agentops_django.models import Span, Trace, TraceStatus, WriterStats
 from agentops_django.paginator import EstimatedCountPaginator
 from agentops_django.tree import TOTALS_RULE, build_waterfall
 
@@ -72,10 +73,41 @@ ROW_ATTRIBUTES = {
     "a_out": "gen_ai.usage.output_tokens",
     "a_cost": "gen_ai.usage.cost",
     "a_tool_cost": "agentops.tool.cost",
+    "a_new_trace": "celery.new_trace",
 }
 ROW_FIELDS = ("span_id", "parent_span_id", "name", "kind", "status", "started_at", "duration_ms", "links")
 #: Deeper spans are drawn at this indentation (the tree lines stay readable).
 MAX_INDENT = 24
+
+
+UNFINISHED_KEY = "unfinished"
+UNFINISHED_TITLE = "Published, but no worker ever reported running this task (worker killed, message lost)"
+
+
+def mark_unfinished_publishes(rows: list[dict[str, Any]], now: dt.datetime, after_seconds: Any) -> int:
+    """Mark publish spans whose task never reported back; return how many.
+
+    A task's span is the child of the span that published it, so a publish
+    span with no child, older than ``after_seconds``, is a task that never
+    finished anywhere (a killed worker, a lost message) — unless the task was
+    sent to start a trace of its own (``celery.new_trace``).
+    """
+    try:
+        horizon = now - dt.timedelta(seconds=float(after_seconds))
+    except (TypeError, ValueError):
+        horizon = now - dt.timedelta(seconds=300)
+    parents = {row["parent_span_id"] for row in rows if row["parent_span_id"]}
+    count = 0
+    for row in rows:
+        if (
+            row["kind"] == "publish"
+            and row["span_id"] not in parents
+            and str(row.get("celery.new_trace")).lower() not in ("true", "1")
+            and row["ended_at"] < horizon
+        ):
+            row[UNFINISHED_KEY] = True
+            count += 1
+    return count
 
 
 def format_duration(ms: float | None) -> str:
@@ -355,7 +387,9 @@ class TraceAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         trace = self._trace_or_404(request, object_id)
-        waterfall = build_waterfall(self._span_rows(trace), root_span_id=trace.root_span_id)
+        span_rows = self._span_rows(trace)
+        unfinished = mark_unfinished_publishes(span_rows, timezone.now(), get_config()["UNFINISHED_AFTER"])
+        waterfall = build_waterfall(span_rows, root_span_id=trace.root_span_id)
         try:
             offset = max(0, int(request.GET.get("offset", 0)))
         except ValueError:
@@ -395,6 +429,8 @@ class TraceAdmin(admin.ModelAdmin):
                 "output": f"{waterfall.totals.output_tokens:,}",
             },
             "totals_rule": TOTALS_RULE,
+            "unfinished": unfinished,
+            "status": TraceStatus.INDETERMINATE if unfinished else trace.status,
             "duration": format_duration(trace.duration_ms if trace.duration_ms is not None else waterfall.total_ms),
             "total_cost": format_cost(waterfall.totals.cost),
             "selected": selected,
@@ -481,6 +517,10 @@ class TraceAdmin(admin.ModelAdmin):
             flags = ""
         if row.orphan:
             flags = format_html('{}<span class="ao-flag ao-flag--orphan" title="{}">orphan</span>', flags, row.orphan)
+        if span.get(UNFINISHED_KEY):
+            flags = format_html(
+                '{}<span class="ao-flag ao-flag--error" title="{}">never ran</span>', flags, UNFINISHED_TITLE
+            )
         links = ""
         for link in span.get("links") or ():
             url = trace_link(link.get("trace_id")) if isinstance(link, dict) else None

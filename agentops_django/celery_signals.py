@@ -107,6 +107,8 @@ CELERY_RETRY_EVENT = "celery.retry"
 CELERY_RETRY_REASON = "celery.retry.reason"
 #: Attribute of the link from a new trace's task span to its caller.
 LINK_TYPE = "agentops.link.type"
+#: On a publish span: the task will run in a new trace linked to this one (fan-out).
+CELERY_NEW_TRACE = "celery.new_trace"
 
 #: A producer span whose ``after_task_publish`` never came (the publish raised)
 #: is ended after this many seconds.
@@ -207,6 +209,19 @@ class _RequestGetter(Getter[Any]):
 _getter = _RequestGetter()
 
 
+def _publishes_new_trace(name: str, headers: Mapping[str, Any], nested: Any) -> bool:
+    """Whether the published task will start a new trace (per-call header or per-task option)."""
+    if _truthy(headers.get(HEADER_NEW_TRACE)):
+        return True
+    if isinstance(nested, Mapping) and _truthy(nested.get(HEADER_NEW_TRACE)):
+        return True
+    from celery import current_app
+
+    # The registry as it is (reading app.tasks would finalize the app from inside a publish).
+    task = getattr(current_app, "_tasks", {}).get(name)
+    return bool(getattr(task, TASK_OPTION_NEW_TRACE, False))
+
+
 def _truthy(value: Any) -> bool:
     if isinstance(value, bytes | bytearray):
         value = bytes(value).decode("utf-8", "replace")
@@ -285,6 +300,9 @@ def _on_before_task_publish(
                 if task_id:
                     attributes[semconv.MESSAGING_MESSAGE_ID] = str(task_id)
                     attributes[CELERY_TASK_ID] = str(task_id)
+                if _publishes_new_trace(name, headers, nested):
+                    # Its task runs in another trace: the admin must not wait for it here.
+                    attributes[CELERY_NEW_TRACE] = True
                 span.set_attributes(attributes)
             _propagator.inject(carrier, context=trace_api.set_span_in_context(span, parent))
             key = (str(task_id), _int(headers.get("retries")))
@@ -667,6 +685,7 @@ def is_connected() -> bool:
 
 
 __all__: Iterable[str] = [
+    "CELERY_NEW_TRACE",
     "CELERY_QUEUE_WAIT_MS",
     "CELERY_TASK_ARGS",
     "CELERY_TASK_EAGER",

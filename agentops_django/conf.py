@@ -30,6 +30,7 @@ Keys (all optional)::
         "BATCH_INTERVAL": 1.0,        # seconds the writer waits to fill a batch
         "RETENTION_DAYS": 14,         # prune command: delete traces older than this
         "RETENTION_MAX_TRACES": 100_000,  # prune command: keep at most this many traces
+        "UNFINISHED_AFTER": 300,      # seconds after which a published task that never reported back is unfinished
     }
 """
 
@@ -72,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "BATCH_INTERVAL": 1.0,
     "RETENTION_DAYS": 14,
     "RETENTION_MAX_TRACES": 100_000,
+    "UNFINISHED_AFTER": 300,
 }
 
 #: The dotted path of the middleware, as it appears in ``settings.MIDDLEWARE``.

@@ -777,3 +777,45 @@ def test_writer_stats_are_listed_per_process_read_only(admin_client):
     admin_client.post(f"/admin/agentops_django/writerstats/{stats.pk}/change/", {"spans_dropped": 0})
     stats.refresh_from_db()
     assert stats.spans_dropped == 3
+
+
+def unfinished_trace(*, age_minutes: float, new_trace: bool = False) -> dict[str, Any]:
+    """A request that published two tasks: one ran, the other never reported back."""
+    trace = make_trace("POST /jobs/", started_at=timezone.now() - dt.timedelta(minutes=age_minutes))
+    request = make_span(trace, "POST /jobs/", "request", duration_ms=50)
+    ran_publish = make_span(trace, "publish jobs.ran", "publish", parent=request, start_ms=5, duration_ms=1)
+    ran = make_span(trace, "jobs.ran", "celery.task", parent=ran_publish, start_ms=10, duration_ms=5)
+    attributes = {"celery.new_trace": True} if new_trace else {}
+    lost = make_span(
+        trace, "publish jobs.killed", "publish", parent=request, start_ms=6, duration_ms=1, attributes=attributes
+    )
+    return {"trace": trace, "ran_publish": ran_publish, "ran": ran, "lost": lost}
+
+
+def test_a_task_that_never_reported_back_makes_the_trace_unfinished_after_the_timeout(admin_client):
+    """A killed worker leaves a publish span with no task under it: the page says so instead of Success."""
+    made = unfinished_trace(age_minutes=10)
+    response = admin_client.get(change_url(made["trace"]))
+    html = response.content.decode()
+    assert response.context["status"] == "Indeterminate"
+    assert "1 task published in this trace never reported back" in html
+    classes = dict(rows_of(html))
+    lost_row = html[html.index(f'data-span-id="{made["lost"].span_id}"') :]
+    assert "never ran" in lost_row[: lost_row.index("</li>")]
+    ran_row = html[html.index(f'data-span-id="{made["ran_publish"].span_id}"') :]
+    assert "never ran" not in ran_row[: ran_row.index("</li>")]
+    assert made["ran"].span_id in classes
+
+
+def test_a_task_still_within_the_timeout_is_not_called_unfinished(admin_client):
+    made = unfinished_trace(age_minutes=0)
+    response = admin_client.get(change_url(made["trace"]))
+    assert response.context["status"] == "Success"
+    assert "never reported back" not in response.content.decode()
+
+
+def test_a_task_sent_to_a_new_trace_is_not_waited_for_in_its_callers_trace(admin_client):
+    made = unfinished_trace(age_minutes=10, new_trace=True)
+    response = admin_client.get(change_url(made["trace"]))
+    assert response.context["status"] == "Success"
+    assert "never ran" not in response.content.decode()

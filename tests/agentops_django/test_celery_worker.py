@@ -294,6 +294,8 @@ def test_fan_out_per_call_starts_a_new_trace_linked_to_the_caller(worker_app, tr
     (link,) = run.links
     assert link.context.span_id == publish.context.span_id
     assert link.context.trace_id == caller.span.get_span_context().trace_id
+    # The caller's trace must not wait for a task that runs elsewhere (see the admin's "never ran").
+    assert publish.attributes[cs.CELERY_NEW_TRACE] is True
 
 
 def test_fan_out_per_task_starts_a_new_trace_linked_to_the_caller(worker_app, traced, wait_for):
@@ -307,6 +309,7 @@ def test_fan_out_per_task_starts_a_new_trace_linked_to_the_caller(worker_app, tr
     for run in runs:
         assert run.parent is None
         assert [link.context.trace_id for link in run.links] == [caller_trace]
+    assert all(publish_of(traced, r.id).attributes[cs.CELERY_NEW_TRACE] is True for r in results.results)
 
 
 def test_retries_of_a_new_trace_task_stay_in_the_new_trace(worker_app, traced, wait_for):

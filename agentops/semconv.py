@@ -101,4 +101,31 @@ MESSAGING_OPERATION_TYPE = "messaging.operation.type"
 MESSAGING_DESTINATION_NAME = "messaging.destination.name"
 MESSAGING_MESSAGE_ID = "messaging.message.id"
 
+# --- Celery (agentops_django's task spans; no OpenTelemetry convention covers these) ---
+CELERY_TASK_ID = "celery.task.id"
+CELERY_TASK_NAME = "celery.task.name"
+CELERY_TASK_ROOT_ID = "celery.task.root_id"
+CELERY_TASK_PARENT_ID = "celery.task.parent_id"
+CELERY_TASK_GROUP = "celery.task.group"
+#: The attempt: 0 for the first run, n for the n-th retry.
+CELERY_TASK_RETRIES = "celery.task.retries"
+#: The outcome: SUCCESS, FAILURE, RETRY, REJECTED, IGNORED.
+CELERY_TASK_STATE = "celery.task.state"
+#: True for a task run eagerly (``task_always_eager`` or ``Task.apply``).
+CELERY_TASK_EAGER = "celery.task.eager"
+#: JSON of the task's positional and keyword arguments and of its result (content capture only).
+CELERY_TASK_ARGS = "celery.task.args"
+CELERY_TASK_KWARGS = "celery.task.kwargs"
+CELERY_TASK_RESULT = "celery.task.result"
+#: Milliseconds from publish to start, less any countdown/eta, never negative.
+CELERY_QUEUE_WAIT_MS = "celery.queue_wait_ms"
+#: Name of the event a retried attempt records, with its reason.
+CELERY_RETRY_EVENT = "celery.retry"
+CELERY_RETRY_REASON = "celery.retry.reason"
+#: Attribute of the link from a new trace's task span to its caller.
+AGENTOPS_LINK_TYPE = "agentops.link.type"
+#: On a publish span: the task will run in a new trace linked to this one (fan-out).
+CELERY_NEW_TRACE = "celery.new_trace"
+
+
 __all__ = [name for name in dir() if name.isupper() or name in {"SpanKind", "TraceState"}]

@@ -72,7 +72,26 @@ from agentops._guard import capture_internal_exceptions
 from agentops._serialize import to_json
 from agentops._state import state
 from agentops._traces import context_with_scope
-from agentops.semconv import SpanKind, TraceState
+from agentops.semconv import AGENTOPS_LINK_TYPE as LINK_TYPE
+from agentops.semconv import (
+    CELERY_NEW_TRACE,
+    CELERY_QUEUE_WAIT_MS,
+    CELERY_RETRY_EVENT,
+    CELERY_RETRY_REASON,
+    CELERY_TASK_ARGS,
+    CELERY_TASK_EAGER,
+    CELERY_TASK_GROUP,
+    CELERY_TASK_ID,
+    CELERY_TASK_KWARGS,
+    CELERY_TASK_NAME,
+    CELERY_TASK_PARENT_ID,
+    CELERY_TASK_RESULT,
+    CELERY_TASK_RETRIES,
+    CELERY_TASK_ROOT_ID,
+    CELERY_TASK_STATE,
+    SpanKind,
+    TraceState,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,32 +102,6 @@ HEADER_NEW_TRACE = "agentops_new_trace"
 HEADER_PUBLISHED_AT = "agentops_published_at"
 #: Task attribute (per task, ``@app.task(agentops_new_trace=True)``) asking for a new trace.
 TASK_OPTION_NEW_TRACE = "agentops_new_trace"
-
-# --- span attributes ------------------------------------------------------------
-CELERY_TASK_ID = "celery.task.id"
-CELERY_TASK_NAME = "celery.task.name"
-CELERY_TASK_ROOT_ID = "celery.task.root_id"
-CELERY_TASK_PARENT_ID = "celery.task.parent_id"
-CELERY_TASK_GROUP = "celery.task.group"
-#: The attempt: 0 for the first run, n for the n-th retry.
-CELERY_TASK_RETRIES = "celery.task.retries"
-#: The outcome: SUCCESS, FAILURE, RETRY, REJECTED, IGNORED.
-CELERY_TASK_STATE = "celery.task.state"
-#: True for a task run eagerly (``task_always_eager`` or ``Task.apply``).
-CELERY_TASK_EAGER = "celery.task.eager"
-#: JSON of the task's positional and keyword arguments and of its result (content capture only).
-CELERY_TASK_ARGS = "celery.task.args"
-CELERY_TASK_KWARGS = "celery.task.kwargs"
-CELERY_TASK_RESULT = "celery.task.result"
-#: Milliseconds from publish to start, less any countdown/eta, never negative.
-CELERY_QUEUE_WAIT_MS = "celery.queue_wait_ms"
-#: Name of the event a retried attempt records, with its reason.
-CELERY_RETRY_EVENT = "celery.retry"
-CELERY_RETRY_REASON = "celery.retry.reason"
-#: Attribute of the link from a new trace's task span to its caller.
-LINK_TYPE = "agentops.link.type"
-#: On a publish span: the task will run in a new trace linked to this one (fan-out).
-CELERY_NEW_TRACE = "celery.new_trace"
 
 #: A producer span whose ``after_task_publish`` never came (the publish raised)
 #: is ended after this many seconds.

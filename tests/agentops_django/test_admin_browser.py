@@ -74,7 +74,7 @@ def screenshot(page, name: str, docs_name: str | None = None, full_page: bool = 
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=full_page)
-    if docs_name and not os.environ.get("AGENTOPS_NO_DOCS_SCREENSHOTS"):
+    if docs_name and os.environ.get("AGENTOPS_DOCS_SCREENSHOTS"):  # refresh the README's images on demand
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_IMAGES / docs_name)
 

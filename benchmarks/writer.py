@@ -209,7 +209,7 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--processes", default="1,4", help="comma-separated process counts")
-    parser.add_argument("--pg-name", default="agentops_bench")
+    parser.add_argument("--pg-name", default="agentops_bench_writer")
     parser.add_argument("--batch-size", type=int, default=None)
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]

@@ -121,6 +121,28 @@ def summary(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+README_START = "<!-- benchmarks:summary:start -->"
+README_END = "<!-- benchmarks:summary:end -->"
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """The summary as a markdown table (the README shows it between its markers)."""
+    lines = ["| measure | OpenTelemetry | Sentry | agentops-django |", "| --- | ---: | ---: | ---: |"]
+    lines += ["| " + " | ".join(row) + " |" for row in summary(results)]
+    return "\n".join(lines)
+
+
+def update_readme(results: dict[str, Any], readme: Path) -> bool:
+    """Replace the README's summary table with this run's; False if its markers are missing."""
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        return False
+    text = text[: start + len(README_START)] + "\n" + summary_table(results) + "\n" + text[end:]
+    readme.write_text(text)
+    return True
+
+
 def write(results: dict[str, Any], md_path: Path, png_path: Path) -> None:
     """Write the markdown report and the plot."""
     plotted = plot(results, png_path)

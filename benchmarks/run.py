@@ -627,6 +627,8 @@ def main() -> int:
     if options.report_only:
         results = json.loads((ROOT / "benchmarks" / "results.json").read_text())
         report.write(results, options.output_dir / "benchmarks.md", options.output_dir / "images" / "benchmarks.png")
+        if options.output_dir == ROOT / "docs":
+            report.update_readme(results, ROOT / "README.md")
         return 0
     mode = "full" if options.full else "smoke" if options.smoke else "quick"
     only = set(options.only.split(",")) if options.only else None
@@ -644,6 +646,8 @@ def main() -> int:
     raw.write_text(json.dumps(results, indent=1, default=str))
     report.write(results, options.output_dir / "benchmarks.md", options.output_dir / "images" / "benchmarks.png")
     log(f"wrote {options.output_dir / 'benchmarks.md'}")
+    if default_dir and report.update_readme(results, ROOT / "README.md"):
+        log("updated the summary table in README.md")
     if results["errors"]:
         log(f"sections with errors: {', '.join(results['errors'])} (process logs kept in {work})")
         return 1

@@ -287,13 +287,8 @@ def async_wrapper(adapter: Adapter) -> Callable[..., Any]:
     return wrapper
 
 
-class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    """A client's synchronous stream, observed: still an instance of its class.
-
-    The call span ends when iteration stops (exhausted or failed), on
-    ``close()``, when a ``with`` block exits, or when the proxy is collected.
-    The span is never made current between items.
-    """
+class _ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+    """What both stream proxies share: each item goes to the accumulator, the span ends once."""
 
     def __init__(self, stream: Any, call: LLMCall, accumulator: Accumulator) -> None:
         super().__init__(stream)
@@ -301,13 +296,22 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_accumulator = accumulator
 
     def _self_observe(self, item: Any) -> None:
-        with capture_internal_exceptions(f"{self._self_call.adapter.system} stream item"):
+        with capture_internal_exceptions("LLM stream item"):
             self._self_accumulator.add(item)
 
     def _self_end(self, exc: BaseException | None = None) -> None:
         call = self._self_call
         if not call.done:
             call.finish_stream(self._self_accumulator, exc)
+
+
+class StreamProxy(_ObservedStream):
+    """A client's synchronous stream, observed: still an instance of its class.
+
+    The call span ends when iteration stops (exhausted or failed), on
+    ``close()``, when a ``with`` block exits, or when the proxy is collected.
+    The span is never made current between items.
+    """
 
     def __iter__(self) -> StreamProxy:
         return self
@@ -345,22 +349,8 @@ class StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_end()
 
 
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(_ObservedStream):
     """A client's asynchronous stream, observed (see :class:`StreamProxy`)."""
-
-    def __init__(self, stream: Any, call: LLMCall, accumulator: Accumulator) -> None:
-        super().__init__(stream)
-        self._self_call = call
-        self._self_accumulator = accumulator
-
-    def _self_observe(self, item: Any) -> None:
-        with capture_internal_exceptions(f"{self._self_call.adapter.system} stream item"):
-            self._self_accumulator.add(item)
-
-    def _self_end(self, exc: BaseException | None = None) -> None:
-        call = self._self_call
-        if not call.done:
-            call.finish_stream(self._self_accumulator, exc)
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self

@@ -42,6 +42,12 @@ _TRACE_KINDS = frozenset({SpanKind.TRACE, SpanKind.SESSION})
 class _Traced(wrapt.FunctionWrapper):
     """agentops' wrapper type, so that decorating a class skips methods decorated on their own."""
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Pickled by reference like the plain function it wraps, so a decorated
+        # function can still be sent to a multiprocessing pool or a process
+        # executor (wrapt's proxies refuse to be pickled by value).
+        return self.__qualname__
+
 
 class _Run:
     """One decorated call's span: started, made current per step, finished once."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
@@ -64,7 +65,7 @@ class TraceContext:
         context: The OpenTelemetry context in which the trace is current.
     """
 
-    __slots__ = ("context", "ended", "is_init_trace", "key", "parent_context", "scope", "span", "token")
+    __slots__ = ("context", "ended", "is_init_trace", "key", "parent_context", "pid", "scope", "span", "token")
 
     def __init__(
         self,
@@ -83,6 +84,9 @@ class TraceContext:
         self.scope = scope
         self.key = next(_ids)
         self.ended = False
+        #: The process that started it: a forked child stays inside its parent's
+        #: traces (their spans are its spans' parents) but never ends them.
+        self.pid = os.getpid()
 
     @property
     def trace_id(self) -> str:
@@ -248,7 +252,9 @@ def step_out_of_ended_trace() -> None:
     inside a decorated call must not stay current once the call returns.
     """
     current = current_trace()
-    if current is not None and current.ended and trace_api.get_current_span() is current.span:
+    if current is None or not current.ended or current.pid != os.getpid():
+        return  # running, or a parent process's trace this forked child works inside
+    if trace_api.get_current_span() is current.span:
         with capture_internal_exceptions("leaving an ended trace"):
             _restore_context(current)
 
@@ -312,6 +318,26 @@ def close_trace(trace_context: TraceContext, end_state: Any = TraceState.SUCCESS
                 span.set_status(Status(code))
         span.end()
     return True
+
+
+def close_scope_leftovers(ctx: Context) -> int:
+    """End, as Indeterminate, the traces started in ``ctx``'s automatic scope and not ended.
+
+    An integration calls it when its request or task run ends, so a trace
+    the user's code started there and forgot is exported and does not stay
+    in the registry for the life of the process.
+
+    Returns:
+        How many traces were ended.
+    """
+    scope = current_scope(ctx)
+    if scope is None or not state.active_traces:
+        return 0
+    with state.lock:
+        leftovers = [t for t in state.active_traces.values() if t.scope is scope]
+    for trace_context in sorted(leftovers, key=lambda t: t.key, reverse=True):
+        close_trace(trace_context, TraceState.INDETERMINATE)
+    return len(leftovers)
 
 
 def active_traces() -> list[TraceContext]:

@@ -157,7 +157,7 @@ class SpanRow:
         "values",
     )
 
-    def __init__(self, span: ReadableSpan, sqlite: bool) -> None:
+    def __init__(self, span: ReadableSpan, sqlite: Any) -> None:
         context = span.context
         trace_id = format(context.trace_id, "032x")
         span_id = format(context.span_id, "016x")
@@ -219,12 +219,34 @@ class SpanRow:
         return self.values[4]
 
 
-def timestamp(ns: int, sqlite: bool) -> Any:
-    """A datetime for the database: aware UTC for PostgreSQL, Django's text form for SQLite."""
-    if sqlite:
+def timestamp(ns: int, sqlite: Any) -> Any:
+    """A datetime for the database: aware UTC for PostgreSQL, Django's text form for SQLite.
+
+    Args:
+        ns: Nanoseconds since the epoch.
+        sqlite: False for PostgreSQL; True for SQLite with ``USE_TZ``; with
+            ``USE_TZ = False``, the ``tzinfo`` of ``TIME_ZONE`` (see :func:`time_format`).
+    """
+    if sqlite is True:
         # Django stores SQLite datetimes as str() of the naive UTC datetime.
         return str(_EPOCH_NAIVE + (ns // 1000) * _US)
-    return _EPOCH + (ns // 1000) * _US
+    if sqlite is False:
+        return _EPOCH + (ns // 1000) * _US
+    # USE_TZ = False: Django stores naive wall-clock time of TIME_ZONE.
+    return str((_EPOCH + (ns // 1000) * _US).astimezone(sqlite).replace(tzinfo=None))
+
+
+def time_format(vendor: str) -> Any:
+    """How :func:`timestamp` writes times for a database of ``vendor`` under the current settings."""
+    if vendor != "sqlite":
+        return False  # PostgreSQL: aware datetimes into timestamptz, right with or without USE_TZ
+    from django.conf import settings
+
+    if getattr(settings, "USE_TZ", True):
+        return True
+    from django.utils import timezone
+
+    return timezone.get_default_timezone()
 
 
 def _event(event: Any) -> dict[str, Any]:
@@ -244,7 +266,7 @@ def _link(link: Any) -> dict[str, Any]:
     }
 
 
-def convert(spans: Iterable[ReadableSpan], sqlite: bool) -> list[SpanRow]:
+def convert(spans: Iterable[ReadableSpan], sqlite: Any) -> list[SpanRow]:
     """Rows for ``spans``, one per (trace_id, span_id), sorted by that key."""
     rows: dict[tuple[str, str], SpanRow] = {}
     for span in spans:
@@ -270,7 +292,6 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
     groups: dict[str, list[SpanRow]] = {}
     for row in rows:
         groups.setdefault(row.key[0], []).append(row)
-    sqlite = isinstance(now, str)
     result = []
     for trace_id in sorted(groups):
         members = groups[trace_id]
@@ -282,10 +303,10 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
             errors = 1 if first.error else 0
         else:
             first = min(members, key=lambda r: r.start_ns)
-            start_ns = first.start_ns
-            end_ns = max(r.end_ns for r in members)
+            last = max(members, key=lambda r: r.end_ns)
+            start_ns, end_ns = first.start_ns, last.end_ns
             root = max(members, key=lambda r: (r.rank, -r.start_ns))
-            started_at, ended_at = timestamp(start_ns, sqlite), timestamp(end_ns, sqlite)
+            started_at, ended_at = first.values[7], last.values[8]
             input_tokens = sum(r.input_tokens for r in members)
             output_tokens = sum(r.output_tokens for r in members)
             cost = sum(r.cost for r in members)

@@ -2,10 +2,12 @@
 
 1. The spans go in so that a span delivered twice is stored once and only
    spans really inserted are counted: on PostgreSQL (psycopg 3) by ``COPY``
-   straight into the span table, or, when one of them is stored already,
-   through a staging table and ``INSERT ... ON CONFLICT (trace_id, span_id)
-   DO NOTHING RETURNING``; on SQLite (and psycopg2) by multi-row ``INSERT ...
-   VALUES ... ON CONFLICT DO NOTHING RETURNING``.
+   straight into the span table, or, when one of them is stored already, by
+   ``INSERT ... ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING``; on
+   SQLite (and psycopg2) by that multi-row ``INSERT`` alone. Every statement
+   runs inside the batch's transaction and none needs a temporary table, so a
+   role without the ``TEMPORARY`` privilege and PgBouncer in transaction
+   pooling mode work like a plain server.
 2. One summary row per touched trace is upserted with ``INSERT ... ON
    CONFLICT (trace_id) DO UPDATE`` that *adds* this batch's counts to what
    other batches (of this or any other process) already stored, in
@@ -39,8 +41,13 @@ _JSON_SPAN_COLUMNS = frozenset({"attributes", "events", "links"})
 CHUNK = 1000
 
 
-def _adapt(value: dt.datetime, sqlite: bool) -> Any:
-    return str(value.astimezone(dt.UTC).replace(tzinfo=None)) if sqlite else value
+def _adapt(value: dt.datetime, sqlite: Any) -> Any:
+    """A Python datetime for the database (``sqlite`` as :func:`agentops_django._rows.timestamp` takes it)."""
+    if sqlite is False:
+        return value
+    if sqlite is True:
+        return str(value.astimezone(dt.UTC).replace(tzinfo=None))
+    return str(value.astimezone(sqlite).replace(tzinfo=None))
 
 
 def _cursor(connection: Any) -> CursorWrapper:
@@ -58,12 +65,16 @@ def _reset_connection(alias: str) -> None:
         connection.connection = None
 
 
-def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
+def write_batch(alias: str, spans: Sequence[ReadableSpan], *, own_transaction: bool = True) -> int:
     """Store ``spans`` and update their traces' summaries in one transaction.
 
     Args:
         alias: The Django database alias.
         spans: Finished spans, in any order, possibly already stored.
+        own_transaction: True (the writer thread): the batch is its own
+            transaction on a connection nobody else uses. False: run inside
+            the caller's ``transaction.atomic()`` (a test's, so that its
+            rollback removes the rows too).
 
     Returns:
         How many spans were newly stored (a span stored before is not counted).
@@ -75,47 +86,42 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan]) -> int:
     vendor = connection.vendor
     if vendor not in ("postgresql", "sqlite"):
         raise DatabaseError(f"the agentops database writer supports PostgreSQL and SQLite, not {vendor}")
-    sqlite = vendor == "sqlite"
+    times = _rows.time_format(vendor)
+    postgres = vendor == "postgresql"
     # psycopg 3 has COPY from Python rows; with psycopg2, multi-row VALUES.
-    copy = not sqlite and _has_copy(connection)
-    rows = _rows.convert(spans, sqlite)
+    copy = postgres and _has_copy(connection)
+    rows = _rows.convert(spans, times)
     by_key = {row.key: row for row in rows}
-    inserted: list[_rows.SpanRow] = []
     # wrap_database_errors: COPY goes past Django's cursor wrapper, and its
     # driver errors must arrive as Django's (DataError, OperationalError, ...).
+    # No temporary table and no statement outside the batch's transaction: a
+    # role without TEMPORARY and PgBouncer's transaction pooling work as well.
     with connection.wrap_database_errors, _cursor(connection) as cursor:
-        if sqlite:
-            # Take the write lock first: a deferred transaction that upgrades
-            # later can fail at once with "database is locked".
-            cursor.execute("PRAGMA busy_timeout = 30000")
-            cursor.execute("BEGIN IMMEDIATE")
-        elif copy:
-            _ensure_stages(connection, cursor)
-            cursor.execute("BEGIN")
-        else:
-            cursor.execute("BEGIN")
+        if own_transaction:
+            if postgres:
+                cursor.execute("BEGIN")
+            else:
+                # Take the write lock first: a deferred transaction that upgrades
+                # later can fail at once with "database is locked".
+                cursor.execute("PRAGMA busy_timeout = 30000")
+                cursor.execute("BEGIN IMMEDIATE")
         try:
             if copy:
                 inserted = _insert_spans_copy(connection, cursor, rows, by_key)
             else:
-                inserted = _insert_spans_values(cursor, rows, by_key, postgres=not sqlite)
-            summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), sqlite))
-            if copy:
-                if summaries:
-                    with cursor.copy(copy_sql(TRACE_STAGE)) as stream:
-                        for summary in summaries:
-                            stream.write_row(summary)
-                    cursor.execute(upsert_traces_sql(0, postgres=True, stage=TRACE_STAGE))
-            else:
-                for start in range(0, len(summaries), CHUNK):
-                    chunk = summaries[start : start + CHUNK]
-                    cursor.execute(upsert_traces_sql(len(chunk), postgres=not sqlite), flatten(chunk))
-            cursor.execute("COMMIT")
+                inserted = _insert_spans_values(cursor, rows, by_key, postgres=postgres)
+            summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), times))
+            for start in range(0, len(summaries), CHUNK):
+                chunk = summaries[start : start + CHUNK]
+                cursor.execute(upsert_traces_sql(len(chunk), postgres=postgres), flatten(chunk))
+            if own_transaction:
+                cursor.execute("COMMIT")
         except BaseException:
-            try:
-                cursor.execute("ROLLBACK")
-            except Exception:  # the original error is what matters
-                pass
+            if own_transaction:
+                try:
+                    cursor.execute("ROLLBACK")
+                except Exception:  # the original error is what matters
+                    pass
             raise
     return len(inserted)
 
@@ -127,7 +133,7 @@ def _has_copy(connection: Any) -> bool:
 def _insert_spans_values(
     cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow], postgres: bool
 ) -> list[Any]:
-    """SQLite (and psycopg2): multi-row ``INSERT ... VALUES ... RETURNING`` in chunks."""
+    """Multi-row ``INSERT ... VALUES ... ON CONFLICT DO NOTHING RETURNING`` in chunks."""
     inserted = []
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
@@ -139,19 +145,18 @@ def _insert_spans_values(
 def _insert_spans_copy(
     connection: Any, cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow]
 ) -> list[Any]:
-    """PostgreSQL: ``COPY`` the spans straight into their table; if one is stored already, go through staging.
+    """PostgreSQL: ``COPY`` the spans straight into their table; if one is stored already, insert them one by one.
 
     A span is almost always new, so the batch is first copied straight in
     (all of it then counts as inserted). If any span of the batch is stored
     already (a redelivery, or another process wrote it meanwhile), the copy
     fails as a whole on the unique constraint, is rolled back to the
-    savepoint, and the batch goes through the staging table and
-    ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, which says which spans
-    are new.
+    savepoint, and the batch goes in by ``INSERT ... ON CONFLICT DO NOTHING
+    RETURNING``, which says which spans are new.
     """
     cursor.execute("SAVEPOINT agentops_copy")
     try:
-        with cursor.copy(copy_sql(SPAN_TABLE)) as copy:
+        with cursor.copy(copy_sql()) as copy:
             for row in rows:
                 copy.write_row(row.values)
     except (IntegrityError, connection.Database.IntegrityError):
@@ -159,23 +164,7 @@ def _insert_spans_copy(
     else:
         cursor.execute("RELEASE SAVEPOINT agentops_copy")
         return list(rows)
-    with cursor.copy(copy_sql(SPAN_STAGE)) as copy:
-        for row in rows:
-            copy.write_row(row.values)
-    cursor.execute(insert_spans_sql(0, postgres=True, stage=SPAN_STAGE))
-    return [by_key[(trace_id, span_id)] for trace_id, span_id in cursor.fetchall()]
-
-
-def _ensure_stages(connection: Any, cursor: Any) -> None:
-    """Create this session's staging tables once, outside any batch transaction."""
-    raw = connection.connection
-    if getattr(raw, "_agentops_stages", False):
-        return
-    cursor.execute(CREATE_STAGES_SQL)
-    try:
-        raw._agentops_stages = True
-    except AttributeError:  # a driver object without a __dict__: check again each time
-        pass
+    return _insert_spans_values(cursor, rows, by_key, postgres=True)
 
 
 def _values_sql(columns: Sequence[str], count: int, postgres: bool, json_columns: frozenset[str]) -> str:
@@ -183,47 +172,26 @@ def _values_sql(columns: Sequence[str], count: int, postgres: bool, json_columns
     return ", ".join([f"({marks})"] * count)
 
 
-def _source(columns: Sequence[str], count: int, postgres: bool, json_columns: frozenset[str], stage: str | None) -> str:
-    if stage is not None:
-        return f"SELECT {', '.join(columns)} FROM {stage} ORDER BY {', '.join(columns[:2])}"
+def _source(columns: Sequence[str], count: int, postgres: bool, json_columns: frozenset[str]) -> str:
     return f"VALUES {_values_sql(columns, count, postgres, json_columns)}"
 
 
-def insert_spans_sql(count: int, postgres: bool, stage: str | None = None) -> str:
-    """``INSERT`` of ``count`` spans (or those in the ``stage`` table) returning the keys really inserted."""
+def insert_spans_sql(count: int, postgres: bool) -> str:
+    """``INSERT`` of ``count`` spans returning the keys really inserted."""
     return (
         f"INSERT INTO {SPAN_TABLE} ({', '.join(SPAN_COLUMNS)}) "
-        f"{_source(SPAN_COLUMNS, count, postgres, _JSON_SPAN_COLUMNS, stage)} "
+        f"{_source(SPAN_COLUMNS, count, postgres, _JSON_SPAN_COLUMNS)} "
         "ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id"
     )
 
 
-#: PostgreSQL: per-connection staging tables filled with COPY, the fastest way in.
-SPAN_STAGE = "agentops_span_stage"
-TRACE_STAGE = "agentops_trace_stage"
-CREATE_STAGES_SQL = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {SPAN_STAGE} ("
-    "trace_id varchar(32), span_id varchar(16), parent_span_id varchar(16), name varchar(255), kind varchar(32), "
-    "status varchar(8), status_message text, started_at timestamptz, ended_at timestamptz, "
-    "duration_ms double precision, attributes jsonb, events jsonb, links jsonb, service_name varchar(255)"
-    ") ON COMMIT DELETE ROWS; "
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {TRACE_STAGE} ("
-    "trace_id varchar(32), name varchar(255), status varchar(16), kind varchar(16), root_span_id varchar(16), "
-    "root_rank smallint, started_at timestamptz, ended_at timestamptz, duration_ms double precision, "
-    "span_count integer, error_count integer, input_tokens bigint, output_tokens bigint, total_tokens bigint, "
-    "cost double precision, tags jsonb, tags_text varchar(1024), service_name varchar(255), updated_at timestamptz"
-    ") ON COMMIT DELETE ROWS"
-)
+def copy_sql() -> str:
+    """``COPY ... FROM STDIN`` straight into the span table."""
+    return f"COPY {SPAN_TABLE} ({', '.join(SPAN_COLUMNS)}) FROM STDIN"
 
 
-def copy_sql(stage: str) -> str:
-    """``COPY ... FROM STDIN`` into a staging table (or straight into the span table)."""
-    columns = TRACE_COLUMNS if stage == TRACE_STAGE else SPAN_COLUMNS
-    return f"COPY {stage} ({', '.join(columns)}) FROM STDIN"
-
-
-def upsert_traces_sql(count: int, postgres: bool, stage: str | None = None) -> str:
-    """``INSERT ... ON CONFLICT DO UPDATE`` adding ``count`` trace summaries (or ``stage``'s) to the stored ones."""
+def upsert_traces_sql(count: int, postgres: bool) -> str:
+    """``INSERT ... ON CONFLICT DO UPDATE`` adding ``count`` trace summaries to the stored ones."""
     t = TRACE_TABLE
     least, greatest = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
     start = f"{least}({t}.started_at, excluded.started_at)"
@@ -253,7 +221,7 @@ def upsert_traces_sql(count: int, postgres: bool, stage: str | None = None) -> s
     ]
     return (
         f"INSERT INTO {t} ({', '.join(TRACE_COLUMNS)}) "
-        f"{_source(TRACE_COLUMNS, count, postgres, frozenset({'tags'}), stage)} "
+        f"{_source(TRACE_COLUMNS, count, postgres, frozenset({'tags'}))} "
         f"ON CONFLICT (trace_id) DO UPDATE SET {', '.join(assignments)}"
     )
 

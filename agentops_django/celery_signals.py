@@ -71,7 +71,7 @@ from agentops import semconv
 from agentops._guard import capture_internal_exceptions
 from agentops._serialize import to_json
 from agentops._state import state
-from agentops._traces import context_with_scope
+from agentops._traces import close_scope_leftovers, context_with_scope
 from agentops.semconv import AGENTOPS_LINK_TYPE as LINK_TYPE
 from agentops.semconv import (
     CELERY_NEW_TRACE,
@@ -92,6 +92,7 @@ from agentops.semconv import (
     SpanKind,
     TraceState,
 )
+from agentops_django.conf import get_config
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,11 @@ _propagator = TraceContextTextMapPropagator()
 # The keys Celery keeps for itself; the others are the custom headers that
 # ``task.request.headers`` holds (see ``celery.app.task.Context``).
 _CELERY_KEYS = frozenset({*_CeleryContext.__dict__, "lang", "task", "argsrepr", "kwargsrepr", "compression", "headers"})
+
+
+def _enabled() -> bool:
+    """``AGENTOPS["ENABLED"]`` now (a test may turn it off after start-up)."""
+    return get_config().enabled
 
 
 class _Run:
@@ -268,7 +274,7 @@ def _on_before_task_publish(
     **_: Any,
 ) -> None:
     with capture_internal_exceptions("celery before_task_publish"):
-        if headers is None:
+        if headers is None or not _enabled():
             return
         _sweep_pending(time.monotonic())
         task_id = headers.get("id")
@@ -373,6 +379,8 @@ def _on_task_prerun(task_id: Any = None, task: Any = None, args: Any = None, kwa
 
 
 def _start_run(task: Any, task_id: Any, args: Any, kwargs: Any) -> None:
+    if not _enabled():
+        return
     started = time.time()
     request = task.request
     eager = bool(getattr(request, "is_eager", False))
@@ -596,6 +604,9 @@ def _finish(run: _Run, *, leftover: bool = False) -> None:
 
 def _end_span(run: _Run, leftover: bool) -> None:
     with capture_internal_exceptions("celery task end"):
+        # Traces the task started and did not end are ended with it (as the
+        # middleware does for a view), or a long-lived worker would keep them.
+        close_scope_leftovers(run.context)
         if leftover and run.span.is_recording():
             run.span.set_attribute(semconv.AGENTOPS_END_STATE, TraceState.INDETERMINATE.value)
             run.span.set_attribute(CELERY_TASK_STATE, run.state or "LOST")

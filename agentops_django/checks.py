@@ -1,22 +1,24 @@
-"""Django system checks for the ``AGENTOPS`` setting and the middleware.
+"""Django system checks for the ``AGENTOPS`` setting, the middleware and the writer's database.
 
-Errors (``agentops_django.E0xx``) are values that cannot work; warnings
-(``agentops_django.W0xx``) are setups that work but probably not as meant.
-The running code falls back to defaults for bad values, so a failed check
-never leaves the site broken, only less traced.
+Every message is a warning (``agentops_django.W0xx``): the running code falls
+back to a safe default for each bad value (the default, or no tracing of what
+cannot work), so a tracing setting never stops ``migrate``, ``runserver`` or a
+deploy, it only leaves the site less traced. Silence one with
+``SILENCED_SYSTEM_CHECKS`` as usual.
 
-* E001 ``AGENTOPS`` is not a dict.
-* E002 a key has the wrong type.
-* E003 ``SAMPLE_RATE`` is outside 0..1.
-* E004 an ``EXCLUDED_PATHS`` entry is not a valid regex.
-* E005 ``DATABASE_ALIAS`` is not in ``DATABASES``.
-* E006 an ``EXPORTERS`` entry is neither a known name nor an importable path.
-* E007 ``SHOULD_TRACE_REQUEST`` cannot be imported.
-* E008 a size or interval is not positive.
 * W001 an unknown key (a typo?).
 * W002 the middleware is listed more than once.
 * W003 the middleware is not first, so earlier middleware runs untraced.
 * W004 the writer's database is neither PostgreSQL nor SQLite.
+* W005 ``DATABASE_ALIAS`` names a second database that no router sends the app's models to.
+* W010 ``AGENTOPS`` is not a dict (ignored: the defaults are used). Was E001.
+* W011 a key has the wrong type (its default is used). Was E002.
+* W012 ``SAMPLE_RATE`` is outside 0..1 (1.0 is used). Was E003.
+* W013 an ``EXCLUDED_PATHS`` entry is not a valid regex (it is skipped). Was E004.
+* W014 ``DATABASE_ALIAS`` is not in ``DATABASES`` (nothing is stored). Was E005.
+* W015 an ``EXPORTERS`` entry is neither a known name nor an importable path (skipped). Was E006.
+* W016 ``SHOULD_TRACE_REQUEST`` cannot be imported (every request is traced). Was E007.
+* W017 a size or interval is not positive (its default is used). Was E008.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import re
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Tags, Warning, register
+from django.db import DEFAULT_DB_ALIAS, router
 from django.utils.module_loading import import_string
 
-from agentops_django.conf import DEFAULTS, EXPORTER_NAMES, MIDDLEWARE_PATH
+from agentops_django.conf import DEFAULTS, EXPORTER_NAMES, MIDDLEWARE_PATH, ROUTER_PATH
 
 _BOOLS = (
     "ENABLED",
@@ -36,8 +39,9 @@ _BOOLS = (
     "TRUST_INCOMING_TRACEPARENT",
     "RECORD_HEADERS",
     "DATABASE_WRITER",
+    "WRITE_DURING_TESTS",
 )
-_OPTIONAL_BOOLS = ("CAPTURE_CONTENT", "INSTRUMENT_LLM_CALLS")
+_OPTIONAL_BOOLS = ("CAPTURE_CONTENT", "INSTRUMENT_LLM_CALLS", "IS_RUNNING_TESTS")
 _POSITIVE_INTS = ("QUEUE_SIZE", "BATCH_SIZE")
 _SUPPORTED_ENGINES = ("postgresql", "postgis", "sqlite3", "spatialite")
 _OPTIONAL_POSITIVE_INTS = ("MAX_PAYLOAD_SIZE", "RETENTION_DAYS", "RETENTION_MAX_TRACES", "UNFINISHED_AFTER")
@@ -51,11 +55,11 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _type_error(key: str, value: Any, expected: str) -> Error:
-    return Error(
+def _type_error(key: str, value: Any, expected: str) -> Warning:
+    return Warning(
         f"AGENTOPS[{key!r}] must be {expected}, not {value!r}.",
         hint=f"Fix the value in settings.AGENTOPS or remove the key to use the default ({DEFAULTS[key]!r}).",
-        id="agentops_django.E002",
+        id="agentops_django.W011",
     )
 
 
@@ -74,10 +78,10 @@ def _check_types(config: dict[str, Any]) -> list[CheckMessage]:
             messages.append(_type_error(key, config[key], "an integer"))
         elif config[key] < 1:
             messages.append(
-                Error(
+                Warning(
                     f"AGENTOPS[{key!r}] must be at least 1, not {config[key]!r}.",
                     hint="Use a positive number.",
-                    id="agentops_django.E008",
+                    id="agentops_django.W017",
                 )
             )
     if "BATCH_INTERVAL" in config:
@@ -86,10 +90,10 @@ def _check_types(config: dict[str, Any]) -> list[CheckMessage]:
             messages.append(_type_error("BATCH_INTERVAL", value, "a number of seconds"))
         elif value <= 0:
             messages.append(
-                Error(
+                Warning(
                     f"AGENTOPS['BATCH_INTERVAL'] must be more than 0 seconds, not {value!r}.",
                     hint="Use for example 1.0.",
-                    id="agentops_django.E008",
+                    id="agentops_django.W017",
                 )
             )
     for key in ("SERVICE_NAME",):
@@ -112,10 +116,10 @@ def _check_sample_rate(config: dict[str, Any]) -> list[CheckMessage]:
         return [_type_error("SAMPLE_RATE", value, "a number between 0.0 and 1.0")]
     if not 0.0 <= value <= 1.0:
         return [
-            Error(
+            Warning(
                 f"AGENTOPS['SAMPLE_RATE'] must be between 0.0 and 1.0, not {value!r}.",
                 hint="1.0 traces every request, 0.1 one in ten, 0.0 none.",
-                id="agentops_django.E003",
+                id="agentops_django.W012",
             )
         ]
     return []
@@ -133,10 +137,10 @@ def _check_excluded_paths(config: dict[str, Any]) -> list[CheckMessage]:
             re.compile(pattern)
         except (re.error, TypeError) as exc:
             messages.append(
-                Error(
+                Warning(
                     f"AGENTOPS['EXCLUDED_PATHS'] entry {pattern!r} is not a valid regular expression: {exc}.",
                     hint="Patterns are matched at the start of request.path_info, e.g. r'^/health/'.",
-                    id="agentops_django.E004",
+                    id="agentops_django.W013",
                 )
             )
     return messages
@@ -149,10 +153,10 @@ def _check_database(config: dict[str, Any]) -> list[CheckMessage]:
     databases = getattr(settings, "DATABASES", {})
     if alias not in databases:
         return [
-            Error(
+            Warning(
                 f"AGENTOPS['DATABASE_ALIAS'] is {alias!r}, which is not in DATABASES.",
                 hint=f"Use one of {sorted(databases)}.",
-                id="agentops_django.E005",
+                id="agentops_django.W014",
             )
         ]
     engine = str(databases[alias].get("ENGINE", ""))
@@ -165,6 +169,21 @@ def _check_database(config: dict[str, Any]) -> list[CheckMessage]:
                 id="agentops_django.W004",
             )
         ]
+    if alias != DEFAULT_DB_ALIAS:
+        from agentops_django.models import Trace
+
+        if router.db_for_write(Trace) != alias:
+            return [
+                Warning(
+                    f"AGENTOPS['DATABASE_ALIAS'] is {alias!r}, but no database router sends agentops_django's "
+                    f"models there.",
+                    hint=f"Add '{ROUTER_PATH}' to DATABASE_ROUTERS and run "
+                    f"'python manage.py migrate --database {alias}'. Without the router the writer, the admin "
+                    f"and agentops_prune still use {alias!r}, but 'migrate' also puts every other app's tables "
+                    f"there and agentops_django's tables in {DEFAULT_DB_ALIAS!r}.",
+                    id="agentops_django.W005",
+                )
+            ]
     return []
 
 
@@ -182,10 +201,10 @@ def _check_exporters(config: dict[str, Any]) -> list[CheckMessage]:
             import_string(entry)
         except Exception:  # ImportError, or an error raised while importing the module
             messages.append(
-                Error(
+                Warning(
                     f"AGENTOPS['EXPORTERS'] entry {entry!r} is not a known exporter nor an importable dotted path.",
                     hint=f"Use one of {', '.join(EXPORTER_NAMES)} or the dotted path of an exporter class.",
-                    id="agentops_django.E006",
+                    id="agentops_django.W015",
                 )
             )
     return messages
@@ -199,10 +218,10 @@ def _check_callable(config: dict[str, Any]) -> list[CheckMessage]:
         import_string(value)
     except Exception:  # ImportError, or AttributeError/TypeError for a value that is no path at all
         return [
-            Error(
+            Warning(
                 f"AGENTOPS['SHOULD_TRACE_REQUEST'] = {value!r} cannot be imported.",
                 hint="Give the dotted path of a function that takes the request and returns True to trace it.",
-                id="agentops_django.E007",
+                id="agentops_django.W016",
             )
         ]
     return []
@@ -252,10 +271,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     value = getattr(settings, "AGENTOPS", {})
     if not isinstance(value, dict):
         return [
-            Error(
+            Warning(
                 f"settings.AGENTOPS must be a dict, not {type(value).__name__}.",
                 hint='For example AGENTOPS = {"SAMPLE_RATE": 0.5}.',
-                id="agentops_django.E001",
+                id="agentops_django.W010",
             )
         ]
     messages: list[CheckMessage] = []

@@ -24,11 +24,13 @@ Keys (all optional)::
         "INSTRUMENT_LLM_CALLS": None,  # wrap the OpenAI/Anthropic clients; None: the SDK's default
         "EXPORTERS": [],              # extra exporters: "otlp", "console", or dotted paths
         "DATABASE_WRITER": True,      # store spans in the database (the admin reads them)
-        "DATABASE_ALIAS": "default",  # the database the writer uses
+        "DATABASE_ALIAS": "default",  # the database the writer uses (see agentops_django.routers)
+        "IS_RUNNING_TESTS": None,     # None: detected (``manage.py test``, pytest); True/False to say so
+        "WRITE_DURING_TESTS": False,  # while tests run, spans stay in memory unless this is True
         "QUEUE_SIZE": 20_000,         # spans waiting for the writer; more are dropped and counted
         "BATCH_SIZE": 1_000,          # spans per write transaction
         "BATCH_INTERVAL": 1.0,        # seconds the writer waits to fill a batch
-        "RETENTION_DAYS": 14,         # prune command: delete traces older than this
+        "RETENTION_DAYS": 14,         # prune command: delete traces (and writer stats) older than this
         "RETENTION_MAX_TRACES": 100_000,  # prune command: keep at most this many traces
         "UNFINISHED_AFTER": 300,      # seconds after which a published task that never reported back is unfinished
     }
@@ -39,7 +41,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,6 +72,8 @@ DEFAULTS: dict[str, Any] = {
     "EXPORTERS": [],
     "DATABASE_WRITER": True,
     "DATABASE_ALIAS": "default",
+    "IS_RUNNING_TESTS": None,
+    "WRITE_DURING_TESTS": False,
     "QUEUE_SIZE": 20_000,
     "BATCH_SIZE": 1_000,
     "BATCH_INTERVAL": 1.0,
@@ -78,6 +84,8 @@ DEFAULTS: dict[str, Any] = {
 
 #: The dotted path of the middleware, as it appears in ``settings.MIDDLEWARE``.
 MIDDLEWARE_PATH = "agentops_django.middleware.AgentOpsMiddleware"
+#: The dotted path of the router that sends the app's models to ``DATABASE_ALIAS``.
+ROUTER_PATH = "agentops_django.routers.AgentOpsRouter"
 #: Exporter names the SDK understands; anything else must be a dotted path.
 EXPORTER_NAMES = ("otlp", "console", "memory")
 #: The admin's own pages (any admin prefix): never traced.
@@ -105,12 +113,34 @@ class AgentOpsSettings:
     record_headers: bool
     database_writer: bool
     database_alias: str
+    running_tests: bool
+    write_during_tests: bool
     queue_size: int
     batch_size: int
     batch_interval: float
 
     def __getitem__(self, key: str) -> Any:
         return self.raw[key]
+
+    @property
+    def writes_to_database(self) -> bool:
+        """Whether finished spans go to the database writer in this process.
+
+        While a test suite runs they do not (unless ``WRITE_DURING_TESTS``):
+        the writer's own connection would hold locks Django's test database
+        needs, outlive the test database, and escape the tests' rollbacks.
+        """
+        return self.enabled and self.database_writer and (self.write_during_tests or not self.running_tests)
+
+
+def detect_test_run() -> bool:
+    """Whether this process runs a test suite: ``manage.py test`` or pytest.
+
+    The same rule as django-debug-toolbar's ``IS_RUNNING_TESTS``: Django's
+    runner is ``test`` as the first argument of ``manage.py``/``django-admin``;
+    pytest (8.2 and later) sets ``PYTEST_VERSION`` for the whole session.
+    """
+    return sys.argv[1:2] == ["test"] or "PYTEST_VERSION" in os.environ
 
 
 def user_settings() -> dict[str, Any]:
@@ -192,6 +222,8 @@ def get_config() -> AgentOpsSettings:
         record_headers=bool(raw["RECORD_HEADERS"]),
         database_writer=bool(raw["DATABASE_WRITER"]),
         database_alias=raw["DATABASE_ALIAS"] if isinstance(raw["DATABASE_ALIAS"], str) else "default",
+        running_tests=detect_test_run() if raw["IS_RUNNING_TESTS"] is None else bool(raw["IS_RUNNING_TESTS"]),
+        write_during_tests=bool(raw["WRITE_DURING_TESTS"]),
         queue_size=_number(raw, "QUEUE_SIZE", int, 1),
         batch_size=_number(raw, "BATCH_SIZE", int, 1),
         batch_interval=_number(raw, "BATCH_INTERVAL", float, 0.001),

@@ -27,6 +27,7 @@ import atexit
 import collections
 import datetime as dt
 import logging
+import multiprocessing.util
 import os
 import socket
 import threading
@@ -34,13 +35,14 @@ import time
 import weakref
 from collections.abc import Sequence
 
-from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connections
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, ProgrammingError, connections
 from opentelemetry import context as context_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from agentops import _guard
 from agentops._guard import capture_internal_exceptions
+from agentops_django._rows import time_format
 from agentops_django._store import _adapt, _cursor, _reset_connection, upsert_stats_sql, write_batch
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,15 @@ STATS_INTERVAL = 30.0
 WARN_INTERVAL = 60.0
 #: Seconds ``shutdown()`` waits for the queue to be written.
 SHUTDOWN_TIMEOUT = 5.0
+#: Seconds without spans after which the writer closes its connection: it
+#: holds no connection while the process is quiet (a test database can be
+#: dropped, an idle-session timeout or a pooler never cuts it under us).
+IDLE_CLOSE = 2.0
+#: Share of the queue kept for the spans that name a trace (a request, a task
+#: run, a trace root): a flood of child spans cannot push them out.
+ROOT_RESERVE = 0.05
+#: Seconds a ``multiprocessing`` child (fork) may spend writing its spans as it exits.
+CHILD_EXIT_TIMEOUT = 2.0
 
 _processors: weakref.WeakSet[DatabaseSpanProcessor] = weakref.WeakSet()
 _processor: DatabaseSpanProcessor | None = None
@@ -68,6 +79,20 @@ class _Flush:
 
     def __init__(self) -> None:
         self.done = threading.Event()
+
+
+def _is_missing_table(exc: Exception) -> bool:
+    """Whether ``exc`` says the app's tables do not exist (``migrate`` not run on that database)."""
+    if not isinstance(exc, ProgrammingError | OperationalError):
+        return False
+    message = str(exc).lower()
+    return "no such table" in message or ("relation" in message and "does not exist" in message)
+
+
+def _names_a_trace(span: ReadableSpan) -> bool:
+    """A span that gives a trace its identity: a trace root, or a request/task whose caller is elsewhere."""
+    parent = span.parent
+    return parent is None or parent.is_remote
 
 
 def _is_outage(exc: Exception, alias: str) -> bool:
@@ -111,6 +136,13 @@ class DatabaseSpanProcessor(SpanProcessor):
         self.batch_interval = batch_interval
         self._init_process_state()
         _processors.add(self)
+        # A multiprocessing child (Pool worker, Process) ends with os._exit(),
+        # which skips atexit: write its spans from multiprocessing's own exit hook.
+        multiprocessing.util.register_after_fork(self, DatabaseSpanProcessor._in_multiprocessing_child)
+
+    @property
+    def _soft_limit(self) -> int:
+        return self.queue_size - int(self.queue_size * ROOT_RESERVE)
 
     def _init_process_state(self) -> None:
         """(Re)create everything that belongs to one process: queue, thread, counters."""
@@ -128,9 +160,13 @@ class DatabaseSpanProcessor(SpanProcessor):
         self.written = 0
         self.dropped = 0
         self.errors = 0
+        #: Drops not yet in a log line: every warning gives the exact count since the previous one.
+        self._unreported = 0
         self._stats_stored: tuple[int, int, int] | None = None
         self._stats_at = 0.0
         self._warned_at = float("-inf")
+        self._used_at = 0.0
+        self._missing_table_logged = False
         self._pid = os.getpid()
         self._host = socket.gethostname()[:255]
         self._process_started_at = dt.datetime.now(dt.UTC)
@@ -141,7 +177,7 @@ class DatabaseSpanProcessor(SpanProcessor):
         if self._stopping:
             return
         queue = self._queue
-        if len(queue) >= self.queue_size:
+        if len(queue) >= self._soft_limit and (len(queue) >= self.queue_size or not _names_a_trace(span)):
             self._drop(1)
             return
         queue.append(span)
@@ -155,16 +191,25 @@ class DatabaseSpanProcessor(SpanProcessor):
     def _drop(self, count: int) -> None:
         with self._count_lock:  # host threads drop concurrently; the admin shows this number
             self.dropped += count
+            self._unreported += count
         _guard.count("spans_dropped", count)
-        now = time.monotonic()
-        if now - self._warned_at >= WARN_INTERVAL:
-            self._warned_at = now
-            logger.warning(
-                "agentops_django: %d span(s) dropped (%d in this process so far): "
-                "the database writer's queue is full or the database is failing",
-                count,
-                self.dropped,
-            )
+        if time.monotonic() - self._warned_at >= WARN_INTERVAL:
+            self._report_drops()
+
+    def _report_drops(self) -> None:
+        """Log the drops since the last warning (at most one warning per ``WARN_INTERVAL``)."""
+        with self._count_lock:
+            count, self._unreported = self._unreported, 0
+            if not count:
+                return
+            self._warned_at = time.monotonic()
+            total = self.dropped
+        logger.warning(
+            "agentops_django: %d span(s) dropped since the last report (%d in this process so far): "
+            "the database writer's queue was full or the database failed",
+            count,
+            total,
+        )
 
     def _start_thread(self) -> None:
         with self._start_lock:
@@ -227,11 +272,16 @@ class DatabaseSpanProcessor(SpanProcessor):
                             # Whatever failed, the batch is gone: count it, never lose it silently.
                             self._drop(len(batch))
                             raise
-                if markers or time.monotonic() - self._stats_at >= STATS_INTERVAL or self._stopping:
+                now = time.monotonic()
+                if markers or now - self._stats_at >= STATS_INTERVAL or self._stopping:
                     with capture_internal_exceptions("database writer stats"):
                         self._store_stats()
                 for marker in markers:
                     marker.done.set()
+                if self._unreported and now - self._warned_at >= WARN_INTERVAL:
+                    self._report_drops()
+                if not self._queue and now - self._used_at >= IDLE_CLOSE:
+                    self._close_idle_connection()
                 if self._stopping and not self._queue:
                     break
                 if self._stopping and time.monotonic() >= self._stop_deadline:
@@ -265,7 +315,10 @@ class DatabaseSpanProcessor(SpanProcessor):
                 timeout = deadline - now
             else:
                 deadline = None
-                timeout = STATS_INTERVAL
+                # Idle: wake for the housekeeping (stats, drop report, closing the connection).
+                timeout = self._housekeeping_due() - time.monotonic()
+                if timeout <= 0:
+                    break
             self._wake.wait(timeout)
             self._wake.clear()
         batch: list[ReadableSpan] = []
@@ -280,6 +333,19 @@ class DatabaseSpanProcessor(SpanProcessor):
                 batch.append(item)
         return batch, markers
 
+    def _housekeeping_due(self) -> float:
+        due = self._stats_at + STATS_INTERVAL
+        if self._unreported:
+            due = min(due, self._warned_at + WARN_INTERVAL)
+        if connections[self.alias].connection is not None:
+            due = min(due, self._used_at + IDLE_CLOSE)
+        return due
+
+    def _close_idle_connection(self) -> None:
+        if connections[self.alias].connection is not None:
+            with capture_internal_exceptions("database writer idle close"):
+                _reset_connection(self.alias)
+
     def _write_with_retries(self, batch: Sequence[ReadableSpan]) -> None:
         # An outage (OperationalError/InterfaceError: no connection, or a lost
         # one) does not use up MAX_ATTEMPTS: the batch is held and retried with
@@ -291,11 +357,23 @@ class DatabaseSpanProcessor(SpanProcessor):
         while True:
             attempt += 1
             outage = False
+            reused = connections[self.alias].connection is not None
             try:
                 self.written += self._write_isolating(batch)
+                self._used_at = time.monotonic()
                 return
             except (DatabaseError, InterfaceError) as exc:
+                _reset_connection(self.alias)
+                if _is_missing_table(exc):
+                    self._missing_tables(exc, len(batch))
+                    return
                 outage = _is_outage(exc, self.alias)
+                if outage and reused and attempt == 1:
+                    # A connection cut while it was idle (idle-session timeout, a
+                    # pooler or proxy, a server restart): try once more on a fresh
+                    # one before calling it a failure.
+                    logger.debug("agentops_django: reconnecting after %r", exc)
+                    continue
                 self.errors += 1
                 _guard.count("writer_errors")
                 # One warning per batch; the retries of an outage would flood the log.
@@ -307,7 +385,6 @@ class DatabaseSpanProcessor(SpanProcessor):
                     MAX_ATTEMPTS,
                     exc,
                 )
-                _reset_connection(self.alias)
             if self._stopping and time.monotonic() + delay >= self._stop_deadline:
                 break
             if attempt >= MAX_ATTEMPTS and not outage:
@@ -318,6 +395,23 @@ class DatabaseSpanProcessor(SpanProcessor):
                 self._stop_event.wait(delay)  # shutdown() ends the wait at once
             delay = min(delay * 2, MAX_BACKOFF)
         self._drop(len(batch))
+
+    def _missing_tables(self, exc: Exception, count: int) -> None:
+        """The app's tables are missing: say how to fix it (once per process), drop the batch."""
+        self.errors += 1
+        if not self._missing_table_logged:
+            self._missing_table_logged = True
+            option = "" if self.alias == "default" else f" --database {self.alias}"
+            logger.warning(
+                "agentops_django: the database %r has no agentops_django tables; run 'python manage.py migrate%s'. "
+                "Spans are dropped until then (%r)",
+                self.alias,
+                option,
+                exc,
+            )
+        with self._count_lock:
+            self.dropped += count
+        _guard.count("spans_dropped", count)
 
     def _write_isolating(self, batch: Sequence[ReadableSpan]) -> int:
         """Write the batch; if the database refuses a value, find and drop the refused spans only.
@@ -347,7 +441,7 @@ class DatabaseSpanProcessor(SpanProcessor):
         if current == self._stats_stored:
             return
         connection = connections[self.alias]
-        sqlite = connection.vendor == "sqlite"
+        sqlite = time_format(connection.vendor)
         now = dt.datetime.now(dt.UTC)
         params = [
             self._host,
@@ -360,15 +454,35 @@ class DatabaseSpanProcessor(SpanProcessor):
             try:
                 with _cursor(connections[self.alias]) as cursor:
                     cursor.execute(upsert_stats_sql(), params)
+                self._used_at = time.monotonic()
                 break
             except (DatabaseError, InterfaceError) as exc:
                 # A connection cut while idle (an outage, a server restart)
                 # fails once: try again on a fresh one before giving up.
                 _reset_connection(self.alias)
+                if _is_missing_table(exc):
+                    return  # said once already by the span writes, or will be
                 if attempt == 2:
                     logger.warning("agentops_django: storing the writer's counters failed: %r", exc)
                     return
         self._stats_stored = current
+
+
+    # --- multiprocessing children ---------------------------------------------------
+    def _in_multiprocessing_child(self) -> None:
+        """Run in a ``multiprocessing`` child (fork) before its target: write its spans as it exits.
+
+        Such a child ends with ``os._exit()``, which skips ``atexit``; its
+        normal end (a ``Process`` returning, ``Pool.close()`` then ``join()``)
+        runs multiprocessing's finalizers, so the writer is shut down there.
+        ``Pool.terminate()`` (and leaving a ``with Pool()`` block) kills the
+        workers with SIGTERM at once: what they had not written yet is lost.
+        """
+        multiprocessing.util.Finalize(self, self._exit_child, exitpriority=100)
+
+    def _exit_child(self) -> None:
+        with capture_internal_exceptions("multiprocessing child exit"):
+            self.shutdown(int(CHILD_EXIT_TIMEOUT * 1000))
 
 
 def get_processor() -> DatabaseSpanProcessor:

@@ -38,7 +38,7 @@ from agentops import semconv
 from agentops._guard import capture_internal_exceptions
 from agentops._serialize import REDACTED, is_secret_key
 from agentops._state import state
-from agentops._traces import close_trace, context_with_scope, current_scope
+from agentops._traces import close_scope_leftovers, context_with_scope
 from agentops.semconv import TraceState
 from agentops_django.conf import get_config
 
@@ -54,7 +54,6 @@ _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _REQUEST = semconv.SpanKind.REQUEST
 _SUCCESS = TraceState.SUCCESS.value
 _ERROR = TraceState.ERROR.value
-_INDETERMINATE = TraceState.INDETERMINATE.value
 _OK = Status(StatusCode.OK)
 
 
@@ -287,7 +286,7 @@ def _end(traced: _Traced, status: int, exc: BaseException | None, final: dict[st
         return
     traced.ended = True
     if state.active_traces:
-        _end_leftovers(traced)
+        close_scope_leftovers(traced.context)
     span = traced.span
     if not span.is_recording():
         span.end()
@@ -304,15 +303,6 @@ def _end(traced: _Traced, status: int, exc: BaseException | None, final: dict[st
         span.set_attributes(final)
         span.set_status(_OK)
     span.end()
-
-
-def _end_leftovers(traced: _Traced) -> None:
-    """End, as Indeterminate, the traces the view started and did not end."""
-    scope = current_scope(traced.context)
-    with state.lock:
-        leftovers = [t for t in state.active_traces.values() if t.scope is scope]
-    for trace_context in sorted(leftovers, key=lambda t: t.key, reverse=True):
-        close_trace(trace_context, _INDETERMINATE)
 
 
 def _iterate(traced: _Traced, content: Iterator[Any]) -> Iterator[Any]:

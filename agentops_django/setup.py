@@ -12,6 +12,8 @@ import threading
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 import agentops
 from agentops._guard import capture_internal_exceptions
@@ -21,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _done = False
+#: Whether setup() initialised the SDK in this process (ENABLED was true).
+_initialised = False
+#: The database writer setup() added to the SDK, if it did.
+_writer: Any = None
 
 #: ``AGENTOPS`` keys passed to ``agentops.init()`` (``None`` leaves the SDK's default).
 _INIT_OPTIONS = {
@@ -38,7 +44,8 @@ def setup() -> None:
 
     With ``AGENTOPS["ENABLED"]`` false nothing is installed. Otherwise:
     ``agentops.init(auto_start_session=False, ...)`` with the options of the
-    ``AGENTOPS`` setting, the database writer added as a span processor, the
+    ``AGENTOPS`` setting, the database writer added as a span processor
+    (except while a test suite runs, see ``WRITE_DURING_TESTS``), the
     middleware put first in ``settings.MIDDLEWARE`` (unless listed already),
     and Celery's signals connected when Celery is installed.
     """
@@ -54,12 +61,42 @@ def setup() -> None:
             return
         options: dict[str, Any] = {name: config[key] for key, name in _INIT_OPTIONS.items() if config[key] is not None}
         agentops.init(auto_start_session=False, exporters=resolve_exporters(config["EXPORTERS"]), **options)
-        if config.database_writer:
-            from agentops_django.exporter import get_processor
-
-            agentops.add_span_processor(get_processor())
+        global _initialised
+        _initialised = True
+        if config.running_tests and not config.write_during_tests:
+            logger.debug("agentops_django: a test run: spans are kept in memory, not written to the database")
+        apply_writer_setting()
         install_middleware()
         connect_celery()
+
+
+def apply_writer_setting() -> None:
+    """Add or remove the database writer as the ``AGENTOPS`` setting now says.
+
+    Runs at set-up and whenever a test changes ``AGENTOPS`` (``override_settings``),
+    so ``ENABLED``, ``DATABASE_WRITER`` and ``WRITE_DURING_TESTS`` take effect at
+    once for requests, Celery tasks and the writer alike.
+    """
+    global _writer
+    if not _initialised or not agentops.is_initialized():
+        return
+    from agentops_django.exporter import get_processor
+
+    wanted = get_config().writes_to_database
+    if wanted and (_writer is None or _writer._stopping):
+        _writer = get_processor()
+        agentops.add_span_processor(_writer)
+    elif not wanted and _writer is not None:
+        agentops.remove_span_processor(_writer)
+        _writer.force_flush(1000)  # what it already holds still goes where it was meant to
+        _writer = None
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "AGENTOPS":
+        with capture_internal_exceptions("agentops_django setting change"):
+            apply_writer_setting()
 
 
 def install_middleware() -> bool:
@@ -96,6 +133,8 @@ def connect_celery() -> bool:
 
 def reset() -> None:
     """Let the next :func:`setup` run again (for tests, after ``agentops`` was reset)."""
-    global _done
+    global _done, _initialised, _writer
     with _lock:
         _done = False
+        _initialised = False
+        _writer = None

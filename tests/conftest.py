@@ -22,6 +22,12 @@ from agentops.testing import CapturedSpans, captured_spans
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# The servers, workers and sites these tests start are deployments, not test
+# runs: without this they would inherit pytest's marker and keep their spans
+# in memory (see AGENTOPS["IS_RUNNING_TESTS"]). This process's own setting
+# says WRITE_DURING_TESTS.
+os.environ.pop("PYTEST_VERSION", None)
+
 SERVERS = {
     "postgres": ("127.0.0.1", 5432),
     "redis": ("127.0.0.1", 6379),

@@ -89,6 +89,9 @@ else:
 AGENTOPS = {
     # Tests read spans from the database right after a request: flush quickly.
     "BATCH_INTERVAL": 0.05,
+    # This suite tests the database writer itself (on a file or PostgreSQL
+    # test database, which the writer's own connection can share).
+    "WRITE_DURING_TESTS": True,
 }
 
 LOGGING = {

@@ -17,7 +17,7 @@ from agentops_django import setup
 from agentops_django.exporter import DatabaseSpanProcessor, get_processor
 
 #: The AGENTOPS setting of tests/settings.py, which each test builds on.
-BASE_SETTINGS = {"BATCH_INTERVAL": 0.05, "INSTRUMENT_LLM_CALLS": False}
+BASE_SETTINGS = {"BATCH_INTERVAL": 0.05, "INSTRUMENT_LLM_CALLS": False, "WRITE_DURING_TESTS": True}
 
 
 @pytest.fixture

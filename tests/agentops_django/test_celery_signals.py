@@ -321,3 +321,23 @@ def test_a_process_that_exits_after_a_refused_publish_still_exports_its_span(tmp
     )
     assert '"name": "publish testapp.add"' in done.stdout
     assert '"status_code": "ERROR"' in done.stdout
+
+
+def test_a_trace_left_open_inside_a_task_ends_with_the_task(eager, traced):
+    """Like a view's, a task's forgotten trace is ended (Indeterminate) and not kept by a long-lived worker."""
+    trace_id = tasks.forgets_a_trace.delay().get()
+    assert agentops.active_traces() == []
+    inside = traced.one("inside-task")
+    assert format(inside.context.trace_id, "032x") == trace_id
+    assert inside.attributes["agentops.end_state"] == "Indeterminate"
+    run = traced.one("testapp.forgets_a_trace")
+    assert inside.end_time <= run.end_time
+
+
+def test_turning_tracing_off_at_run_time_stops_task_spans(eager, traced, settings):
+    """``AGENTOPS["ENABLED"] = False`` (e.g. ``override_settings`` in a test) stops Celery spans too, not only requests."""
+    settings.AGENTOPS = {**settings.AGENTOPS, "ENABLED": False}
+    with agentops.start_trace("caller"):
+        assert tasks.add.delay(1, 1).get() == 2
+    assert traced.named("testapp.add") == []
+    assert not [s for s in traced if s.kind is OTelSpanKind.PRODUCER]

@@ -70,6 +70,9 @@ def publish_of(spans: CapturedSpans, task_id: str, retries: int = 0) -> Any:
         if s.attributes.get("agentops.span.kind") == "publish"
     ]
     assert found, f"no publish span for task {task_id}"
+    # By start: an in-process worker may retry (and republish) before the
+    # first publish's after_task_publish has ended its span.
+    found.sort(key=lambda s: s.start_time)
     return found[retries] if len(found) > retries else found[-1]
 
 

@@ -28,7 +28,7 @@ def test_checks_are_registered_with_django() -> None:
 
 def test_agentops_must_be_a_dict(settings: Any) -> None:
     settings.AGENTOPS = ["SAMPLE_RATE", 1]
-    assert [m.id for m in check_settings()] == ["agentops_django.E001"]
+    assert [m.id for m in check_settings()] == ["agentops_django.W010"]
 
 
 @pytest.mark.parametrize(
@@ -48,13 +48,13 @@ def test_agentops_must_be_a_dict(settings: Any) -> None:
         ("EXPORTERS", 5),
     ],
 )
-def test_wrong_types_are_errors(settings: Any, key: str, value: Any) -> None:
-    assert ids(settings, **{key: value}) == ["agentops_django.E002"]
+def test_wrong_types_are_warnings(settings: Any, key: str, value: Any) -> None:
+    assert ids(settings, **{key: value}) == ["agentops_django.W011"]
 
 
 @pytest.mark.parametrize("rate", [-0.1, 1.5])
-def test_sample_rate_outside_zero_to_one_is_an_error(settings: Any, rate: float) -> None:
-    assert ids(settings, SAMPLE_RATE=rate) == ["agentops_django.E003"]
+def test_sample_rate_outside_zero_to_one_is_a_warning(settings: Any, rate: float) -> None:
+    assert ids(settings, SAMPLE_RATE=rate) == ["agentops_django.W012"]
 
 
 def test_sample_rate_bounds_are_accepted(settings: Any) -> None:
@@ -62,27 +62,27 @@ def test_sample_rate_bounds_are_accepted(settings: Any) -> None:
     assert ids(settings, SAMPLE_RATE=1.0) == []
 
 
-def test_invalid_excluded_path_regex_is_an_error(settings: Any) -> None:
-    assert ids(settings, EXCLUDED_PATHS=[r"^/ok/", r"^/broken(/"]) == ["agentops_django.E004"]
+def test_invalid_excluded_path_regex_is_a_warning(settings: Any) -> None:
+    assert ids(settings, EXCLUDED_PATHS=[r"^/ok/", r"^/broken(/"]) == ["agentops_django.W013"]
 
 
 def test_database_alias_must_be_a_configured_database(settings: Any) -> None:
-    assert ids(settings, DATABASE_ALIAS="traces") == ["agentops_django.E005"]
+    assert ids(settings, DATABASE_ALIAS="traces") == ["agentops_django.W014"]
     assert ids(settings, DATABASE_ALIAS="traces", DATABASE_WRITER=False) == []
 
 
-def test_unknown_exporter_is_an_error(settings: Any) -> None:
-    assert ids(settings, EXPORTERS=["otlp", "zipkin"]) == ["agentops_django.E006"]
+def test_unknown_exporter_is_a_warning(settings: Any) -> None:
+    assert ids(settings, EXPORTERS=["otlp", "zipkin"]) == ["agentops_django.W015"]
     assert ids(settings, EXPORTERS=["console", "opentelemetry.sdk.trace.export.ConsoleSpanExporter"]) == []
 
 
 def test_should_trace_request_must_import(settings: Any) -> None:
-    assert ids(settings, SHOULD_TRACE_REQUEST="no.such.module.func") == ["agentops_django.E007"]
-    assert ids(settings, SHOULD_TRACE_REQUEST=5) == ["agentops_django.E007"]
+    assert ids(settings, SHOULD_TRACE_REQUEST="no.such.module.func") == ["agentops_django.W016"]
+    assert ids(settings, SHOULD_TRACE_REQUEST=5) == ["agentops_django.W016"]
 
 
 def test_sizes_must_be_positive(settings: Any) -> None:
-    assert ids(settings, QUEUE_SIZE=0, BATCH_INTERVAL=0) == ["agentops_django.E008", "agentops_django.E008"]
+    assert ids(settings, QUEUE_SIZE=0, BATCH_INTERVAL=0) == ["agentops_django.W017", "agentops_django.W017"]
 
 
 def test_unknown_key_is_a_warning(settings: Any) -> None:
@@ -106,3 +106,30 @@ def test_unsupported_database_engine_for_the_writer_is_a_warning(settings: Any, 
     databases = {**django_settings.DATABASES, "mysql": {"ENGINE": "django.db.backends.mysql", "NAME": "x"}}
     monkeypatch.setattr(django_settings, "DATABASES", databases)
     assert ids(settings, DATABASE_ALIAS="mysql") == ["agentops_django.W004"]
+
+
+def test_no_check_of_ours_is_an_error(settings: Any) -> None:
+    """Every bad value has a safe fallback, so none may stop ``migrate``, ``runserver`` or a deploy."""
+    settings.AGENTOPS = {"SAMPLE_RATE": 2, "QUEUE_SIZE": 0, "EXPORTERS": ["zipkin"], "DATABASE_ALIAS": "nope"}
+    messages = check_settings()
+    assert messages and all(message.level == checks.WARNING for message in messages)
+
+
+def test_a_bad_sample_rate_does_not_stop_manage_py_commands(settings: Any) -> None:
+    from django.core.management import call_command
+
+    settings.AGENTOPS = {"SAMPLE_RATE": 2}
+    call_command("check", fail_level="ERROR")  # raises SystemCheckError if one of ours is an error
+
+
+def test_a_second_database_without_the_router_is_a_warning(settings: Any, monkeypatch: Any) -> None:
+    from django.conf import settings as django_settings
+
+    databases = {**django_settings.DATABASES, "traces": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    monkeypatch.setattr(django_settings, "DATABASES", databases)
+    assert ids(settings, DATABASE_ALIAS="traces") == ["agentops_django.W005"]
+
+
+def test_running_tests_keys_take_booleans(settings: Any) -> None:
+    assert ids(settings, IS_RUNNING_TESTS=None, WRITE_DURING_TESTS=True) == []
+    assert ids(settings, WRITE_DURING_TESTS="yes") == ["agentops_django.W011"]

@@ -91,3 +91,9 @@ def headers_seen(self: Any, retry_once: bool = False) -> dict[str, Any]:
         "retries": self.request.retries,
         **_here(),
     }
+
+
+@shared_task(name="testapp.forgets_a_trace")
+def forgets_a_trace() -> str:
+    """Start a trace and never end it (the task's end must end it)."""
+    return agentops.start_trace("inside-task").trace_id

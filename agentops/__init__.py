@@ -12,9 +12,16 @@ __version__ = "0.1.0"
 from agentops._config import Config
 from agentops._decorators import agent, guardrail, operation, session, task, tool, trace, workflow
 from agentops._guard import counters
-from agentops._init import init
+from agentops._init import init, shutdown
 from agentops._legacy import Session, end_all_sessions, end_session, start_session
-from agentops._state import add_span_processor, flush, get_tracer, is_initialized, remove_span_processor
+from agentops._state import (
+    add_span_processor,
+    flush,
+    get_tracer,
+    is_initialized,
+    remove_span_processor,
+    span_processors,
+)
 from agentops._traces import TraceContext, active_traces, end_trace, start_trace, update_trace_metadata
 from agentops.semconv import SpanKind, TraceState
 
@@ -40,6 +47,8 @@ __all__ = [
     "operation",
     "remove_span_processor",
     "session",
+    "shutdown",
+    "span_processors",
     "start_session",
     "start_trace",
     "task",

@@ -77,3 +77,28 @@ def _at_exit() -> None:
             if trace_context.scope is None:
                 end_trace(trace_context, TraceState.INDETERMINATE)
         flush(5_000)
+
+
+def shutdown(timeout_millis: int = 5_000) -> bool:
+    """End the traces still open (as Indeterminate), write what is queued, stop agentops' processors.
+
+    What runs at interpreter exit by itself; call it where a process ends
+    without ``atexit`` (``os._exit``), or to stop tracing for good. Spans
+    ending afterwards go nowhere until ``init()`` is called again.
+
+    Args:
+        timeout_millis: How long flushing may take, in all.
+
+    Returns:
+        True if everything queued was written within the deadline.
+    """
+    ok = False
+    with capture_internal_exceptions("shutdown"):
+        if state.config is None:
+            return True
+        for trace_context in list(state.active_traces.values()):
+            if trace_context.scope is None:
+                end_trace(trace_context, TraceState.INDETERMINATE)
+        ok = flush(timeout_millis)
+        state.dispatcher.shutdown()
+    return ok

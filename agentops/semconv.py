@@ -86,6 +86,8 @@ GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
 #: JSON list of the response's messages (content capture only).
 GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
 ERROR_TYPE = "error.type"
+#: A formatted traceback kept on an exception event (OpenTelemetry's name).
+EXCEPTION_STACKTRACE = "exception.stacktrace"
 
 # --- HTTP and messaging (OpenTelemetry semantic conventions) ------------------
 HTTP_REQUEST_METHOD = "http.request.method"

@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from agentops._guard import reset_counters
 from agentops._state import add_span_processor, remove_span_processor, state
+from agentops._state import reset as _reset_state
 
 
 class SpanCollector(SpanProcessor):
@@ -92,4 +94,15 @@ def memory_exporter() -> InMemorySpanExporter | None:
     return exporter
 
 
-__all__ = ["CapturedSpans", "SpanCollector", "captured_spans", "memory_exporter"]
+def reset() -> None:
+    """Forget agentops' configuration, traces, processors and counters (between tests).
+
+    The global OpenTelemetry provider stays (it can be set once per process);
+    agentops' processors are shut down and removed from it, the LLM clients
+    uninstrumented, open traces ended; the next ``init()`` starts afresh.
+    """
+    _reset_state()
+    reset_counters()
+
+
+__all__ = ["CapturedSpans", "SpanCollector", "captured_spans", "memory_exporter", "reset"]

@@ -36,6 +36,8 @@ PUBLIC_NAMES = {
     "operation",
     "remove_span_processor",
     "session",
+    "shutdown",
+    "span_processors",
     "start_session",
     "start_trace",
     "task",

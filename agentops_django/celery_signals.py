@@ -68,10 +68,8 @@ from opentelemetry.trace import SpanKind as OTelSpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from agentops import semconv
-from agentops._guard import capture_internal_exceptions
-from agentops._serialize import to_json
-from agentops._state import state
-from agentops._traces import close_scope_leftovers, context_with_scope
+from agentops.integrations import scope as integration
+from agentops.integrations.scope import Scope, capture_internal_exceptions
 from agentops.semconv import AGENTOPS_LINK_TYPE as LINK_TYPE
 from agentops.semconv import (
     CELERY_NEW_TRACE,
@@ -126,13 +124,15 @@ def _enabled() -> bool:
 class _Run:
     """A task span in progress: one attempt of one task in one thread."""
 
-    __slots__ = ("context", "eager", "failed", "key", "span", "state", "thread", "token")
+    __slots__ = ("context", "eager", "end_state", "failed", "key", "scope", "span", "state", "thread", "token")
 
-    def __init__(self, key: tuple[str, int], span: Span, context: Context, token: object, eager: bool) -> None:
+    def __init__(self, key: tuple[str, int], scope: Scope, token: object, eager: bool) -> None:
         self.key = key
-        self.span = span
-        self.context = context
+        self.scope = scope
+        self.span = scope.span
+        self.context = scope.context
         self.token = token
+        self.end_state: TraceState | None = None
         self.eager = eager
         self.thread = threading.get_ident()
         self.failed = False
@@ -285,7 +285,7 @@ def _on_before_task_publish(
         parent = context_api.get_current()
         if trace_api.get_current_span(parent).get_span_context().is_valid:
             name = str(sender or headers.get("task") or "")
-            span = state.tracer.start_span(f"publish {name}", context=parent, kind=OTelSpanKind.PRODUCER)
+            span = integration.tracer().start_span(f"publish {name}", context=parent, kind=OTelSpanKind.PRODUCER)
             if span.is_recording():
                 attributes: dict[str, Any] = {
                     semconv.AGENTOPS_SPAN_KIND: SpanKind.PUBLISH,
@@ -414,13 +414,14 @@ def _start_run(task: Any, task_id: Any, args: Any, kwargs: Any) -> None:
         parent = Context()  # no caller (or a malformed header): a trace of its own
 
     attributes = None
-    if state.config is not None:  # before init() the tracer records nothing
+    if integration.is_active():  # before init() the tracer records nothing
         with capture_internal_exceptions("celery task attributes"):
             attributes = _run_attributes(task, request, name, key, eager, started, args, kwargs)
     # Attributes given at the start are validated in one pass: cheaper than set later.
-    span = state.tracer.start_span(name, context=parent, kind=OTelSpanKind.CONSUMER, links=links, attributes=attributes)
-    ctx = context_with_scope(span, name, base)
-    run = _Run(key, span, ctx, context_api.attach(ctx), eager)
+    opened = integration.open_scope(
+        name, parent=parent, base=base, kind=OTelSpanKind.CONSUMER, attributes=attributes, links=links
+    )
+    run = _Run(key, opened, context_api.attach(opened.context), eager)
     stack.append(run)
     _registry.runs[id(run)] = run  # one dict operation: atomic, no lock needed
 
@@ -463,15 +464,10 @@ def _run_attributes(
             wait = None
         if wait is not None:
             attributes[CELERY_QUEUE_WAIT_MS] = wait
-    config = state.config
-    if config is not None and config.capture_content:
-        attributes[CELERY_TASK_ARGS] = to_json(
-            list(args or ()), redact_keys=config.redact_keys, max_size=config.max_payload_size
-        )
+    if integration.capture_content():
+        attributes[CELERY_TASK_ARGS] = integration.serialize(list(args or ()))
         if kwargs:
-            attributes[CELERY_TASK_KWARGS] = to_json(
-                dict(kwargs), redact_keys=config.redact_keys, max_size=config.max_payload_size
-            )
+            attributes[CELERY_TASK_KWARGS] = integration.serialize(dict(kwargs))
     return attributes
 
 
@@ -505,17 +501,12 @@ def _on_task_failure(
             return
         run.failed = True
         run.state = "FAILURE"
-        _record_error(run.span, exception, getattr(einfo, "traceback", None))
+        _record_error(run, exception, getattr(einfo, "traceback", None))
 
 
-def _record_error(span: Span, exception: BaseException, traceback_text: str | None) -> None:
-    if not span.is_recording():
-        return
-    attributes = {"exception.stacktrace": traceback_text} if traceback_text else None
-    span.record_exception(exception, attributes=attributes, escaped=True)
-    span.set_attribute(semconv.ERROR_TYPE, type(exception).__qualname__)
-    span.set_status(Status(StatusCode.ERROR, f"{type(exception).__name__}: {exception}"))
-    span.set_attribute(semconv.AGENTOPS_END_STATE, TraceState.ERROR.value)
+def _record_error(run: _Run, exception: BaseException, traceback_text: str | None) -> None:
+    run.scope.fail(exception, traceback=traceback_text)
+    run.end_state = TraceState.ERROR
 
 
 def _on_task_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
@@ -557,24 +548,19 @@ def _record_outcome(run: _Run, retval: Any, task_state: Any) -> None:
         if exception is not None:
             run.failed = True
             run.state = "FAILURE"
-            _record_error(span, exception, None)
+            _record_error(run, exception, None)
     outcome = str(task_state) if task_state is not None else run.state
     if outcome:
         span.set_attribute(CELERY_TASK_STATE, outcome)
     if run.failed:
         return
     if outcome == "SUCCESS":
-        span.set_status(Status(StatusCode.OK))
-        span.set_attribute(semconv.AGENTOPS_END_STATE, TraceState.SUCCESS.value)
-        config = state.config
-        if config is not None and config.capture_content:
-            span.set_attribute(
-                CELERY_TASK_RESULT,
-                to_json(retval, redact_keys=config.redact_keys, max_size=config.max_payload_size),
-            )
+        run.end_state = TraceState.SUCCESS
+        if integration.capture_content():
+            span.set_attribute(CELERY_TASK_RESULT, integration.serialize(retval))
     elif outcome == "FAILURE" and isinstance(retval, BaseException):
         run.failed = True
-        _record_error(span, retval, None)
+        _record_error(run, retval, None)
 
 
 def _finish(run: _Run, *, leftover: bool = False) -> None:
@@ -604,13 +590,12 @@ def _finish(run: _Run, *, leftover: bool = False) -> None:
 
 def _end_span(run: _Run, leftover: bool) -> None:
     with capture_internal_exceptions("celery task end"):
-        # Traces the task started and did not end are ended with it (as the
-        # middleware does for a view), or a long-lived worker would keep them.
-        close_scope_leftovers(run.context)
-        if leftover and run.span.is_recording():
-            run.span.set_attribute(semconv.AGENTOPS_END_STATE, TraceState.INDETERMINATE.value)
-            run.span.set_attribute(CELERY_TASK_STATE, run.state or "LOST")
-        run.span.end()
+        # Closing the scope also ends the traces the task started and did not
+        # end (as for a view), or a long-lived worker would keep them.
+        if leftover:
+            run.scope.close(TraceState.INDETERMINATE, {CELERY_TASK_STATE: run.state or "LOST"})
+        else:
+            run.scope.close(run.end_state)
 
 
 # --- worker processes -------------------------------------------------------------

@@ -40,8 +40,7 @@ from opentelemetry import context as context_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from agentops import _guard
-from agentops._guard import capture_internal_exceptions
+from agentops.integrations.scope import capture_internal_exceptions, count_internal
 from agentops_django._rows import time_format
 from agentops_django._store import _adapt, _cursor, _reset_connection, upsert_stats_sql, write_batch
 
@@ -192,7 +191,7 @@ class DatabaseSpanProcessor(SpanProcessor):
         with self._count_lock:  # host threads drop concurrently; the admin shows this number
             self.dropped += count
             self._unreported += count
-        _guard.count("spans_dropped", count)
+        count_internal("spans_dropped", count)
         if time.monotonic() - self._warned_at >= WARN_INTERVAL:
             self._report_drops()
 
@@ -375,7 +374,7 @@ class DatabaseSpanProcessor(SpanProcessor):
                     logger.debug("agentops_django: reconnecting after %r", exc)
                     continue
                 self.errors += 1
-                _guard.count("writer_errors")
+                count_internal("writer_errors")
                 # One warning per batch; the retries of an outage would flood the log.
                 logger.log(
                     logging.WARNING if attempt == 1 else logging.DEBUG,
@@ -411,7 +410,7 @@ class DatabaseSpanProcessor(SpanProcessor):
             )
         with self._count_lock:
             self.dropped += count
-        _guard.count("spans_dropped", count)
+        count_internal("spans_dropped", count)
 
     def _write_isolating(self, batch: Sequence[ReadableSpan]) -> int:
         """Write the batch; if the database refuses a value, find and drop the refused spans only.

@@ -31,14 +31,12 @@ from django.http import FileResponse
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from agentops import semconv
-from agentops._guard import capture_internal_exceptions
-from agentops._serialize import REDACTED, is_secret_key
-from agentops._state import state
-from agentops._traces import close_scope_leftovers, context_with_scope
+from agentops.integrations import scope as integration
+from agentops.integrations.scope import REDACTED, Scope, capture_internal_exceptions, is_secret_key
 from agentops.semconv import TraceState
 from agentops_django.conf import get_config
 
@@ -52,19 +50,17 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _SERVER = trace_api.SpanKind.SERVER
 _UNSAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _REQUEST = semconv.SpanKind.REQUEST
-_SUCCESS = TraceState.SUCCESS.value
-_ERROR = TraceState.ERROR.value
-_OK = Status(StatusCode.OK)
 
 
 class _Traced:
     """One request's tracing state (``request._agentops``)."""
 
-    __slots__ = ("context", "ended", "exception", "method", "span", "stream_error")
+    __slots__ = ("context", "ended", "exception", "method", "scope", "span", "stream_error")
 
-    def __init__(self, span: Any, context: Context, method: str) -> None:
-        self.span = span
-        self.context = context
+    def __init__(self, scope: Scope, method: str) -> None:
+        self.scope = scope
+        self.span = scope.span
+        self.context = scope.context
         self.method = method
         self.exception: BaseException | None = None
         self.stream_error: BaseException | None = None
@@ -149,7 +145,7 @@ def _internal_error(where: str, exc: Exception) -> None:
 
 def _start(request: Any) -> _Traced | None:
     """Open the request's span and context, or return ``None`` if it is not traced."""
-    if state.config is None:
+    if not integration.is_active():
         return None  # agentops is not initialised (or was reset)
     config = get_config()
     if not config.enabled:
@@ -181,7 +177,7 @@ def _start(request: Any) -> _Traced | None:
         }
         query = meta.get("QUERY_STRING")
         if query:
-            attributes[semconv.URL_QUERY] = _redact_query(query, state.config.redact_keys)
+            attributes[semconv.URL_QUERY] = _redact_query(query, integration.redact_keys())
         address = meta.get("REMOTE_ADDR")
         if address:
             attributes[semconv.CLIENT_ADDRESS] = address
@@ -189,14 +185,15 @@ def _start(request: Any) -> _Traced | None:
         if agent:
             attributes[semconv.USER_AGENT_ORIGINAL] = agent
         if config.record_headers:
-            attributes.update(_headers(meta, state.config.redact_keys))
-        span = state.tracer.start_span(method, context=parent, kind=_SERVER, attributes=attributes)
+            attributes.update(_headers(meta, integration.redact_keys()))
+        opened = integration.open_scope(method, parent=parent, base=_ROOT, kind=_SERVER, attributes=attributes)
     else:
         # Not sampled: a non-recording span, so that everything started
         # inside (traces, decorated calls, LLM calls) is dropped as well.
         bits = random.getrandbits
-        span = NonRecordingSpan(SpanContext(bits(128) or 1, bits(64) or 1, is_remote=False, trace_flags=_UNSAMPLED))
-    traced = _Traced(span, context_with_scope(span, method, _ROOT), method)
+        unsampled = SpanContext(bits(128) or 1, bits(64) or 1, is_remote=False, trace_flags=_UNSAMPLED)
+        opened = integration.non_recording_scope(unsampled, base=_ROOT)
+    traced = _Traced(opened, method)
     setattr(request, REQUEST_ATTRIBUTE, traced)
     return traced
 
@@ -281,28 +278,15 @@ def _end_stream(traced: _Traced, status: int, final: dict[str, Any]) -> None:
 
 
 def _end(traced: _Traced, status: int, exc: BaseException | None, final: dict[str, Any], error: bool = False) -> None:
-    """End what the view left open, then the request's span (once), its last attributes set in one call."""
+    """End the request's scope (once): leftovers, end state and the last attributes in one call."""
     if traced.ended:
         return
     traced.ended = True
-    if state.active_traces:
-        close_scope_leftovers(traced.context)
-    span = traced.span
-    if not span.is_recording():
-        span.end()
-        return
     if error or status >= 500:
-        if exc is not None:
-            span.record_exception(exc)
-        final[semconv.AGENTOPS_END_STATE] = _ERROR
-        final[semconv.ERROR_TYPE] = type(exc).__qualname__ if exc is not None else str(status)
-        span.set_attributes(final)
-        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}" if exc is not None else None))
+        traced.scope.fail(exc, error_type=None if exc is not None else str(status))
+        traced.scope.close(TraceState.ERROR, final)
     else:
-        final[semconv.AGENTOPS_END_STATE] = _SUCCESS
-        span.set_attributes(final)
-        span.set_status(_OK)
-    span.end()
+        traced.scope.close(TraceState.SUCCESS, final)
 
 
 def _iterate(traced: _Traced, content: Iterator[Any]) -> Iterator[Any]:

@@ -16,7 +16,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 import agentops
-from agentops._guard import capture_internal_exceptions
+from agentops.integrations.scope import capture_internal_exceptions
 from agentops_django.conf import MIDDLEWARE_PATH, get_config, resolve_exporters
 
 logger = logging.getLogger(__name__)

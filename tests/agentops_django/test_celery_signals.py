@@ -335,7 +335,7 @@ def test_a_trace_left_open_inside_a_task_ends_with_the_task(eager, traced):
 
 
 def test_turning_tracing_off_at_run_time_stops_task_spans(eager, traced, settings):
-    """``AGENTOPS["ENABLED"] = False`` (e.g. ``override_settings`` in a test) stops Celery spans too, not only requests."""
+    """``AGENTOPS["ENABLED"] = False`` set at run time (``override_settings``) stops Celery spans too."""
     settings.AGENTOPS = {**settings.AGENTOPS, "ENABLED": False}
     with agentops.start_trace("caller"):
         assert tasks.add.delay(1, 1).get() == 2

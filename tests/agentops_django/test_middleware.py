@@ -9,7 +9,7 @@ from django.test import AsyncClient, Client
 from opentelemetry.trace import SpanKind, StatusCode
 
 import agentops
-from agentops import _state
+import agentops.testing
 from agentops.testing import CapturedSpans
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -292,7 +292,7 @@ def test_malformed_trusted_traceparent_starts_a_fresh_trace(configure_agentops: 
 
 
 def test_disabled_setting_traces_nothing(configure_agentops: Any) -> None:
-    _state.reset()
+    agentops.testing.reset()
     configure_agentops(ENABLED=False)
     assert not agentops.is_initialized()
     response = Client().get("/ping/")

@@ -18,7 +18,8 @@ import pytest
 from django.db import transaction
 from django.test import Client
 
-from agentops import _state
+import agentops
+import agentops.testing
 from agentops_django import testing
 from agentops_django.conf import detect_test_run, get_config
 from agentops_django.exporter import DatabaseSpanProcessor
@@ -26,7 +27,7 @@ from agentops_django.models import Span, Trace
 
 
 def writers() -> list[Any]:
-    return [p for p in _state.span_processors() if isinstance(p, DatabaseSpanProcessor)]
+    return [p for p in agentops.span_processors() if isinstance(p, DatabaseSpanProcessor)]
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import agentops
-from agentops import _state
+import agentops.testing
+from agentops.integrations import scope
 from agentops_django import setup
 from agentops_django.conf import MIDDLEWARE_PATH
 from agentops_django.exporter import DatabaseSpanProcessor, get_processor
@@ -39,11 +40,10 @@ def test_middleware_is_put_first_when_missing(settings: Any) -> None:
 def test_setup_initialises_the_sdk_without_a_session_and_adds_the_writer(configure_agentops: Any) -> None:
     configure_agentops(CAPTURE_CONTENT=False, MAX_PAYLOAD_SIZE=1000)
     assert agentops.is_initialized()
-    assert _state.state.config.auto_start_session is False
-    assert _state.state.config.capture_content is False
-    assert _state.state.config.max_payload_size == 1000
-    assert agentops.active_traces() == []
-    writers = [p for p in _state.span_processors() if isinstance(p, DatabaseSpanProcessor)]
+    assert agentops.active_traces() == []  # no automatic session
+    assert scope.capture_content() is False
+    assert len(scope.serialize("x" * 5000)) < 1100  # MAX_PAYLOAD_SIZE reached the SDK
+    writers = [p for p in agentops.span_processors() if isinstance(p, DatabaseSpanProcessor)]
     assert writers == [get_processor()]
 
 
@@ -52,17 +52,17 @@ def test_setup_runs_once_per_process(configure_agentops: Any) -> None:
     writer = get_processor()
     setup.setup()
     setup.setup()
-    assert [p for p in _state.span_processors() if isinstance(p, DatabaseSpanProcessor)] == [writer]
+    assert [p for p in agentops.span_processors() if isinstance(p, DatabaseSpanProcessor)] == [writer]
 
 
 def test_writer_can_be_turned_off(configure_agentops: Any) -> None:
     configure_agentops(DATABASE_WRITER=False)
     assert agentops.is_initialized()
-    assert not [p for p in _state.span_processors() if isinstance(p, DatabaseSpanProcessor)]
+    assert not [p for p in agentops.span_processors() if isinstance(p, DatabaseSpanProcessor)]
 
 
 def test_disabled_means_no_sdk(configure_agentops: Any) -> None:
-    _state.reset()
+    agentops.testing.reset()
     configure_agentops(ENABLED=False)
     assert not agentops.is_initialized()
 

@@ -26,10 +26,10 @@ import wrapt
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
-from opentelemetry.trace import Status, StatusCode
 
 from agentops import semconv
 from agentops._guard import capture_internal_exceptions
+from agentops._scopes import mark_failed
 from agentops._serialize import to_json
 from agentops._state import state
 from agentops._traces import TraceContext, close_trace, new_trace, step_out_of_ended_trace
@@ -96,12 +96,10 @@ class _Run:
         if self.done:
             return
         self.done = True
-        if exc is not None and self.span.is_recording():
-            # Apart from ending: the user's exception may fail even str(exc).
+        if exc is not None:
+            # Apart from ending: our error handling must never stop the span's end.
             with capture_internal_exceptions("decorator error"):
-                self.span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
-                self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:1024]))
-                self.span.record_exception(exc)
+                mark_failed(self.span, exc)
         with capture_internal_exceptions("decorator finish"):
             if self.trace is not None:
                 close_trace(self.trace, TraceState.ERROR if exc is not None else TraceState.SUCCESS)

@@ -27,10 +27,10 @@ import wrapt
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind as OtelSpanKind
-from opentelemetry.trace import Status, StatusCode
 
 from agentops import semconv
 from agentops._guard import capture_internal_exceptions
+from agentops._scopes import mark_failed
 from agentops._serialize import to_json
 from agentops._state import get_tracer, state
 
@@ -188,13 +188,10 @@ class LLMCall:
         if not self._claim():
             return
         with capture_internal_exceptions(f"{self.adapter.system} error"):
-            if self.span.is_recording():
-                self.span.record_exception(exc)
-                self.span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
-                status_code = as_int(getattr(exc, "status_code", None))
-                if status_code is not None:
-                    self.span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status_code)
-                self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:1024]))
+            mark_failed(self.span, exc)
+            status_code = as_int(getattr(exc, "status_code", None))
+            if status_code is not None and self.span.is_recording():
+                self.span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status_code)
         self.span.end()
 
     def finish_stream(self, accumulator: Accumulator, exc: BaseException | None = None) -> None:

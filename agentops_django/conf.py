@@ -1,4 +1,4 @@
-"""The ``AGENTOPS`` setting: one dict merged over the documented defaults below.
+"""The ``AGENTOPS`` setting: one dict, each key declared once in :data:`OPTIONS`.
 
 Read it with :func:`get_config`; the result is cached and the cache is cleared
 when a test changes ``AGENTOPS`` (or a setting the defaults depend on) with
@@ -6,34 +6,9 @@ when a test changes ``AGENTOPS`` (or a setting the defaults depend on) with
 here and is reported by the system checks (:mod:`agentops_django.checks`), so
 a typo never stops the site.
 
-Keys (all optional)::
-
-    AGENTOPS = {
-        "ENABLED": True,              # False: no SDK, no middleware, no writer
-        "SAMPLE_RATE": 1.0,           # share of requests traced, 0.0 .. 1.0
-        "EXCLUDED_PATHS": [],         # anchored regexes matched on request.path_info
-        "EXCLUDE_DEFAULT_PATHS": True,  # also skip STATIC_URL, MEDIA_URL and the admin's agentops pages
-        "TRUST_INCOMING_TRACEPARENT": False,  # continue a W3C traceparent sent by the client
-        "SHOULD_TRACE_REQUEST": None,  # dotted path of a callable(request) -> bool
-        "RECORD_HEADERS": False,      # record request headers (Authorization/Cookie redacted)
-        "CAPTURE_CONTENT": None,      # None: the SDK's default / AGENTOPS_CAPTURE_CONTENT
-        "REDACT_KEYS": None,          # list of keys masked in payloads; None: the SDK's list
-        "MAX_PAYLOAD_SIZE": None,     # characters kept of one payload; None: the SDK's default
-        "SERVICE_NAME": None,         # service.name of the provider agentops creates
-        "DEFAULT_TAGS": None,         # tags added to every manual trace
-        "INSTRUMENT_LLM_CALLS": None,  # wrap the OpenAI/Anthropic clients; None: the SDK's default
-        "EXPORTERS": [],              # extra exporters: "otlp", "console", or dotted paths
-        "DATABASE_WRITER": True,      # store spans in the database (the admin reads them)
-        "DATABASE_ALIAS": "default",  # the database the writer uses (see agentops_django.routers)
-        "IS_RUNNING_TESTS": None,     # None: detected (``manage.py test``, pytest); True/False to say so
-        "WRITE_DURING_TESTS": False,  # while tests run, spans stay in memory unless this is True
-        "QUEUE_SIZE": 20_000,         # spans waiting for the writer; more are dropped and counted
-        "BATCH_SIZE": 1_000,          # spans per write transaction
-        "BATCH_INTERVAL": 1.0,        # seconds the writer waits to fill a batch
-        "RETENTION_DAYS": 14,         # prune command: delete traces (and writer stats) older than this
-        "RETENTION_MAX_TRACES": 100_000,  # prune command: keep at most this many traces
-        "UNFINISHED_AFTER": 300,      # seconds after which a published task that never reported back is unfinished
-    }
+Every key, its default, what it accepts and what it does is declared once,
+in :data:`OPTIONS`: the system checks report what it refuses, and a test
+keeps the README's table equal to it.
 """
 
 from __future__ import annotations
@@ -55,39 +30,164 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "ENABLED": True,
-    "SAMPLE_RATE": 1.0,
-    "EXCLUDED_PATHS": [],
-    "EXCLUDE_DEFAULT_PATHS": True,
-    "TRUST_INCOMING_TRACEPARENT": False,
-    "SHOULD_TRACE_REQUEST": None,
-    "RECORD_HEADERS": False,
-    "CAPTURE_CONTENT": None,
-    "REDACT_KEYS": None,
-    "MAX_PAYLOAD_SIZE": None,
-    "SERVICE_NAME": None,
-    "DEFAULT_TAGS": None,
-    "INSTRUMENT_LLM_CALLS": None,
-    "EXPORTERS": [],
-    "DATABASE_WRITER": True,
-    "DATABASE_ALIAS": "default",
-    "IS_RUNNING_TESTS": None,
-    "WRITE_DURING_TESTS": False,
-    "QUEUE_SIZE": 20_000,
-    "BATCH_SIZE": 1_000,
-    "BATCH_INTERVAL": 1.0,
-    "RETENTION_DAYS": 14,
-    "RETENTION_MAX_TRACES": 100_000,
-    "UNFINISHED_AFTER": 300,
-}
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One key of the ``AGENTOPS`` setting: its default, what it accepts, what it does.
+
+    The one description of the setting: :func:`get_config` falls back to the
+    default for a value :meth:`problems` refuses, the system checks report
+    those problems, and a test holds the README's table to it.
+
+    Attributes:
+        key: The key in ``AGENTOPS``.
+        default: Used when the key is absent or its value is refused.
+        kind: ``bool``, ``optional_bool``, ``int``, ``optional_int``, ``number``,
+            ``optional_str``, ``alias``, ``strings`` (list of strings or None),
+            ``regexes``, ``exporters`` or ``callable``.
+        doc: One line for the README and the docstring.
+        low: Smallest accepted number (inclusive).
+        high: Largest accepted number (inclusive).
+    """
+
+    key: str
+    default: Any
+    kind: str
+    doc: str
+    low: float | None = None
+    high: float | None = None
+
+    def problems(self, value: Any) -> list[tuple[str, str, str]]:
+        """What is wrong with ``value``, as ``(check id, message, hint)``; empty if it is usable."""
+        kind, key = self.kind, self.key
+
+        def wrong(expected: str) -> list[tuple[str, str, str]]:
+            return [
+                (
+                    "W011",
+                    f"AGENTOPS[{key!r}] must be {expected}, not {value!r}.",
+                    f"Fix the value in settings.AGENTOPS or remove the key to use the default ({self.default!r}).",
+                )
+            ]
+
+        if kind == "bool":
+            return [] if isinstance(value, bool) else wrong("True or False")
+        if kind == "optional_bool":
+            return [] if value is None or isinstance(value, bool) else wrong("True, False or None")
+        if kind in ("int", "optional_int", "number"):
+            if value is None and kind == "optional_int":
+                return []
+            integer = kind != "number"
+            ok_type = isinstance(value, int if integer else int | float) and not isinstance(value, bool)
+            if not ok_type:
+                return wrong("an integer" if integer else "a number")
+            if key == "SAMPLE_RATE" and not self.low <= value <= self.high:  # type: ignore[operator]
+                return [
+                    (
+                        "W012",
+                        f"AGENTOPS['SAMPLE_RATE'] must be between 0.0 and 1.0, not {value!r}.",
+                        "1.0 traces every request, 0.1 one in ten, 0.0 none.",
+                    )
+                ]
+            if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+                bound = "more than 0" if self.low == 0.001 else f"at least {self.low:g}"
+                return [("W017", f"AGENTOPS[{key!r}] must be {bound}, not {value!r}.", "Use a positive number.")]
+            return []
+        if kind == "optional_str":
+            return [] if value is None or isinstance(value, str) else wrong("a string or None")
+        if kind == "alias":
+            return [] if isinstance(value, str) else wrong("a database alias (a string)")
+        if kind == "strings":
+            if value is None or (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
+                return []
+            return wrong("a list of strings or None")
+        if kind == "regexes":
+            if not isinstance(value, list | tuple):
+                return wrong("a list of regular expressions")
+            found = []
+            for pattern in value:
+                try:
+                    re.compile(pattern)
+                except (re.error, TypeError) as exc:
+                    found.append(
+                        (
+                            "W013",
+                            f"AGENTOPS['EXCLUDED_PATHS'] entry {pattern!r} is not a valid regular expression: {exc}.",
+                            "Patterns are matched at the start of request.path_info, e.g. r'^/health/'.",
+                        )
+                    )
+            return found
+        if kind == "exporters":
+            entries = [value] if isinstance(value, str) else value
+            if not isinstance(entries, list | tuple):
+                return wrong("a list")
+            found = []
+            for entry in entries:
+                if not isinstance(entry, str) or entry.lower() in EXPORTER_NAMES:
+                    continue
+                try:
+                    import_string(entry)
+                except Exception:  # ImportError, or an error raised while importing the module
+                    found.append(
+                        (
+                            "W015",
+                            f"AGENTOPS['EXPORTERS'] entry {entry!r} is not a known exporter nor an importable path.",
+                            f"Use one of {', '.join(EXPORTER_NAMES)} or the dotted path of an exporter class.",
+                        )
+                    )
+            return found
+        if kind == "callable":
+            if value is None or callable(value):
+                return []
+            try:
+                import_string(value)
+            except Exception:  # ImportError, or AttributeError/TypeError for a value that is no path at all
+                return [
+                    (
+                        "W016",
+                        f"AGENTOPS[{key!r}] = {value!r} cannot be imported.",
+                        "Give the dotted path of a function that takes the request and returns True to trace it.",
+                    )
+                ]
+            return []
+        raise ValueError(f"unknown option kind {kind!r}")  # pragma: no cover - a mistake in OPTIONS
+
+
+#: Every key of ``AGENTOPS``, in the order the README lists them.
+OPTIONS: tuple[Option, ...] = (
+    Option("ENABLED", True, "bool", "False: no SDK, no middleware, no writer"),
+    Option("SAMPLE_RATE", 1.0, "number", "share of requests traced, 0.0 .. 1.0", low=0.0, high=1.0),
+    Option("EXCLUDED_PATHS", [], "regexes", "anchored regexes matched on request.path_info"),
+    Option("EXCLUDE_DEFAULT_PATHS", True, "bool", "also skip STATIC_URL, MEDIA_URL and the admin's agentops pages"),
+    Option("TRUST_INCOMING_TRACEPARENT", False, "bool", "continue a W3C traceparent sent by the client"),
+    Option("SHOULD_TRACE_REQUEST", None, "callable", "dotted path of a callable(request) -> bool"),
+    Option("RECORD_HEADERS", False, "bool", "record request headers (Authorization/Cookie redacted)"),
+    Option("CAPTURE_CONTENT", None, "optional_bool", "None: the SDK's default (on) / AGENTOPS_CAPTURE_CONTENT"),
+    Option("REDACT_KEYS", None, "strings", "keys masked in payloads; None: the SDK's list"),
+    Option("MAX_PAYLOAD_SIZE", None, "optional_int", "characters kept of one payload; None: the SDK's default", low=1),
+    Option("SERVICE_NAME", None, "optional_str", "service.name of the provider agentops creates"),
+    Option("DEFAULT_TAGS", None, "strings", "tags added to every manual trace"),
+    Option("INSTRUMENT_LLM_CALLS", None, "optional_bool", "wrap the OpenAI/Anthropic clients; None: the SDK's default"),
+    Option("EXPORTERS", [], "exporters", 'extra exporters: "otlp", "console", or dotted paths'),
+    Option("DATABASE_WRITER", True, "bool", "store spans in the database (the admin reads them)"),
+    Option("DATABASE_ALIAS", "default", "alias", "the database the writer, the admin and the prune use"),
+    Option("IS_RUNNING_TESTS", None, "optional_bool", "None: detected (manage.py test, pytest); True/False"),
+    Option("WRITE_DURING_TESTS", False, "bool", "while tests run, spans stay in memory unless this is True"),
+    Option("QUEUE_SIZE", 20_000, "int", "spans waiting for the writer; more are dropped and counted", low=1),
+    Option("BATCH_SIZE", 1_000, "int", "spans per write transaction", low=1),
+    Option("BATCH_INTERVAL", 1.0, "number", "seconds the writer waits to fill a batch", low=0.001),
+    Option("RETENTION_DAYS", 14, "optional_int", "agentops_prune: delete older traces (None or 0: never)", low=0),
+    Option("RETENTION_MAX_TRACES", 100_000, "optional_int", "agentops_prune: keep this many traces at most", low=0),
+    Option("UNFINISHED_AFTER", 300, "optional_int", "seconds before a silent task counts as unfinished", low=1),
+)
+OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
+DEFAULTS: dict[str, Any] = {option.key: option.default for option in OPTIONS}
 
 #: The dotted path of the middleware, as it appears in ``settings.MIDDLEWARE``.
 MIDDLEWARE_PATH = "agentops_django.middleware.AgentOpsMiddleware"
 #: The dotted path of the router that sends the app's models to ``DATABASE_ALIAS``.
 ROUTER_PATH = "agentops_django.routers.AgentOpsRouter"
 #: Exporter names the SDK understands; anything else must be a dotted path.
-EXPORTER_NAMES = ("otlp", "console", "memory")
+EXPORTER_NAMES = ("console", "memory", "otlp")
 #: The admin's own pages (any admin prefix): never traced.
 ADMIN_PAGES_PATTERN = r"/(?:.+/)?agentops_django/"
 #: Settings that, when changed, invalidate the cached configuration.
@@ -96,21 +196,31 @@ _WATCHED = frozenset({"AGENTOPS", "STATIC_URL", "MEDIA_URL", "DATABASES"})
 
 @dataclasses.dataclass(frozen=True)
 class AgentOpsSettings:
-    """The resolved ``AGENTOPS`` setting (see the module docstring for each key).
+    """The resolved ``AGENTOPS`` setting: one typed field per key of :data:`OPTIONS`.
+
+    A refused value has been replaced by its default (and logged; the system
+    checks report it). Besides the keys:
 
     Attributes:
-        raw: The user's dict merged over :data:`DEFAULTS`, unchanged.
         excluded: One compiled regex of every excluded path, or ``None``.
         should_trace: The imported ``SHOULD_TRACE_REQUEST`` callable, or ``None``.
+        running_tests: ``IS_RUNNING_TESTS`` resolved (detected when ``None``).
     """
 
-    raw: dict[str, Any]
     enabled: bool
     sample_rate: float
-    excluded: re.Pattern[str] | None
+    excluded_paths: tuple[str, ...]
+    exclude_default_paths: bool
     trust_traceparent: bool
     should_trace: Callable[[Any], bool] | None
     record_headers: bool
+    capture_content: bool | None
+    redact_keys: tuple[str, ...] | None
+    max_payload_size: int | None
+    service_name: str | None
+    default_tags: tuple[str, ...] | None
+    instrument_llm_calls: bool | None
+    exporters: tuple[Any, ...]
     database_writer: bool
     database_alias: str
     running_tests: bool
@@ -118,9 +228,10 @@ class AgentOpsSettings:
     queue_size: int
     batch_size: int
     batch_interval: float
-
-    def __getitem__(self, key: str) -> Any:
-        return self.raw[key]
+    retention_days: int | None
+    retention_max_traces: int | None
+    unfinished_after: int | None
+    excluded: re.Pattern[str] | None
 
     @property
     def writes_to_database(self) -> bool:
@@ -165,43 +276,37 @@ def default_excluded_paths() -> list[str]:
     return patterns
 
 
-def _number(raw: dict[str, Any], key: str, kind: type, low: float, high: float | None = None) -> Any:
-    value = raw[key]
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= low
-    if ok and high is not None:
-        ok = value <= high
-    if not ok:
-        logger.warning("agentops_django: AGENTOPS[%r]=%r is not usable; using %r", key, value, DEFAULTS[key])
-        value = DEFAULTS[key]
-    return kind(value)
+def _value(user: dict[str, Any], option: Option) -> Any:
+    """The user's value for ``option``, or its default if absent or refused (per entry for lists)."""
+    if option.key not in user:
+        return option.default
+    value = user[option.key]
+    if option.kind in ("regexes", "exporters") and isinstance(value, str):
+        value = [value]
+    problems = option.problems(value)
+    if not problems:
+        return value
+    if option.kind in ("regexes", "exporters") and isinstance(value, list | tuple):
+        bad = [message for _, message, _ in problems]
+        kept = [v for v in value if not any(repr(v) in message for message in bad)]
+        logger.warning("agentops_django: %s Ignored.", " ".join(bad))
+        return kept
+    logger.warning("agentops_django: AGENTOPS[%r]=%r is not usable; using %r", option.key, value, option.default)
+    return option.default
 
 
-def _compile_excluded(raw: dict[str, Any]) -> re.Pattern[str] | None:
-    patterns = list(default_excluded_paths()) if raw["EXCLUDE_DEFAULT_PATHS"] else []
-    user = raw["EXCLUDED_PATHS"]
-    if isinstance(user, str):
-        user = [user]
-    for pattern in user if isinstance(user, list | tuple) else []:
-        try:
-            re.compile(pattern)
-        except (re.error, TypeError):
-            logger.warning("agentops_django: excluded path %r is not a regex; ignored", pattern)
-            continue
-        patterns.append(f"(?:{pattern})")
+def _compile_excluded(defaults: bool, user: tuple[str, ...]) -> re.Pattern[str] | None:
+    patterns = list(default_excluded_paths()) if defaults else []
+    patterns += [f"(?:{pattern})" for pattern in user]
     if not patterns:
         return None
     return re.compile("|".join(patterns))
 
 
-def _callable(raw: dict[str, Any], key: str) -> Callable[[Any], bool] | None:
-    value = raw[key]
+def _callable(value: Any) -> Callable[[Any], bool] | None:
     if value is None or callable(value):
-        return value
-    try:
-        return import_string(value)
-    except Exception:  # ImportError, or AttributeError/TypeError for a value that is no path at all
-        logger.warning("agentops_django: AGENTOPS[%r]=%r cannot be imported; ignored", key, value)
-        return None
+        return value  # type: ignore[no-any-return]
+    return import_string(value)  # type: ignore[no-any-return]  # importable: the option checked it
 
 
 @functools.cache
@@ -209,24 +314,41 @@ def get_config() -> AgentOpsSettings:
     """The resolved ``AGENTOPS`` setting, cached until the setting changes.
 
     Returns:
-        An :class:`AgentOpsSettings`; ``config["KEY"]`` gives any merged raw value.
+        An :class:`AgentOpsSettings`.
     """
-    raw = {**DEFAULTS, **user_settings()}
+    user = user_settings()
+    v = {option.key: _value(user, option) for option in OPTIONS}
+
+    def strings(value: Any) -> tuple[str, ...] | None:
+        return None if value is None else tuple(value)
+
+    excluded_paths = tuple(v["EXCLUDED_PATHS"])
     return AgentOpsSettings(
-        raw=raw,
-        enabled=bool(raw["ENABLED"]),
-        sample_rate=_number(raw, "SAMPLE_RATE", float, 0.0, 1.0),
-        excluded=_compile_excluded(raw),
-        trust_traceparent=bool(raw["TRUST_INCOMING_TRACEPARENT"]),
-        should_trace=_callable(raw, "SHOULD_TRACE_REQUEST"),
-        record_headers=bool(raw["RECORD_HEADERS"]),
-        database_writer=bool(raw["DATABASE_WRITER"]),
-        database_alias=raw["DATABASE_ALIAS"] if isinstance(raw["DATABASE_ALIAS"], str) else "default",
-        running_tests=detect_test_run() if raw["IS_RUNNING_TESTS"] is None else bool(raw["IS_RUNNING_TESTS"]),
-        write_during_tests=bool(raw["WRITE_DURING_TESTS"]),
-        queue_size=_number(raw, "QUEUE_SIZE", int, 1),
-        batch_size=_number(raw, "BATCH_SIZE", int, 1),
-        batch_interval=_number(raw, "BATCH_INTERVAL", float, 0.001),
+        enabled=v["ENABLED"],
+        sample_rate=float(v["SAMPLE_RATE"]),
+        excluded_paths=excluded_paths,
+        exclude_default_paths=v["EXCLUDE_DEFAULT_PATHS"],
+        trust_traceparent=v["TRUST_INCOMING_TRACEPARENT"],
+        should_trace=_callable(v["SHOULD_TRACE_REQUEST"]),
+        record_headers=v["RECORD_HEADERS"],
+        capture_content=v["CAPTURE_CONTENT"],
+        redact_keys=strings(v["REDACT_KEYS"]),
+        max_payload_size=v["MAX_PAYLOAD_SIZE"],
+        service_name=v["SERVICE_NAME"],
+        default_tags=strings(v["DEFAULT_TAGS"]),
+        instrument_llm_calls=v["INSTRUMENT_LLM_CALLS"],
+        exporters=tuple(v["EXPORTERS"]),
+        database_writer=v["DATABASE_WRITER"],
+        database_alias=v["DATABASE_ALIAS"],
+        running_tests=detect_test_run() if v["IS_RUNNING_TESTS"] is None else v["IS_RUNNING_TESTS"],
+        write_during_tests=v["WRITE_DURING_TESTS"],
+        queue_size=v["QUEUE_SIZE"],
+        batch_size=v["BATCH_SIZE"],
+        batch_interval=float(v["BATCH_INTERVAL"]),
+        retention_days=v["RETENTION_DAYS"],
+        retention_max_traces=v["RETENTION_MAX_TRACES"],
+        unfinished_after=v["UNFINISHED_AFTER"],
+        excluded=_compile_excluded(v["EXCLUDE_DEFAULT_PATHS"], excluded_paths),
     )
 
 

@@ -28,15 +28,15 @@ _initialised = False
 #: The database writer setup() added to the SDK, if it did.
 _writer: Any = None
 
-#: ``AGENTOPS`` keys passed to ``agentops.init()`` (``None`` leaves the SDK's default).
-_INIT_OPTIONS = {
-    "CAPTURE_CONTENT": "capture_content",
-    "REDACT_KEYS": "redact_keys",
-    "MAX_PAYLOAD_SIZE": "max_payload_size",
-    "SERVICE_NAME": "service_name",
-    "DEFAULT_TAGS": "default_tags",
-    "INSTRUMENT_LLM_CALLS": "instrument_llm_calls",
-}
+#: ``AGENTOPS`` settings passed to ``agentops.init()`` under the same name (``None`` leaves the SDK's default).
+_INIT_OPTIONS = (
+    "capture_content",
+    "redact_keys",
+    "max_payload_size",
+    "service_name",
+    "default_tags",
+    "instrument_llm_calls",
+)
 
 
 def setup() -> None:
@@ -59,8 +59,9 @@ def setup() -> None:
         if not config.enabled:
             logger.info("agentops_django: AGENTOPS['ENABLED'] is false; nothing traced")
             return
-        options: dict[str, Any] = {name: config[key] for key, name in _INIT_OPTIONS.items() if config[key] is not None}
-        agentops.init(auto_start_session=False, exporters=resolve_exporters(config["EXPORTERS"]), **options)
+        given = {name: getattr(config, name) for name in _INIT_OPTIONS}
+        options: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+        agentops.init(auto_start_session=False, exporters=resolve_exporters(config.exporters), **options)
         global _initialised
         _initialised = True
         if config.running_tests and not config.write_during_tests:

@@ -16,7 +16,7 @@ def test_defaults_apply_where_the_setting_is_silent(settings: Any) -> None:
     assert config.enabled is True
     assert config.trust_traceparent is False
     assert config.database_alias == "default"
-    assert config["RETENTION_DAYS"] == DEFAULTS["RETENTION_DAYS"]
+    assert config.retention_days == DEFAULTS["RETENTION_DAYS"]
     assert config.queue_size == DEFAULTS["QUEUE_SIZE"]
 
 
@@ -78,3 +78,18 @@ def test_exporters_accept_names_and_dotted_paths() -> None:
 def test_a_should_trace_request_that_is_no_path_is_ignored(settings: Any) -> None:
     settings.AGENTOPS = {"SHOULD_TRACE_REQUEST": 5}
     assert get_config().should_trace is None
+
+
+def test_the_readmes_settings_table_lists_every_option_with_its_default() -> None:
+    """The README's ``AGENTOPS = {...}`` block is the declared schema: same keys, same order, same defaults."""
+    import ast
+    from pathlib import Path
+
+    from agentops_django.conf import OPTIONS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Settings", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    table = ast.literal_eval(block.split("=", 1)[1])
+    assert list(table) == [option.key for option in OPTIONS]
+    assert table == {option.key: option.default for option in OPTIONS}

@@ -8,6 +8,17 @@ picture (:mod:`agentops_django.tree`); ``…/otlp.json`` exports the trace.
 
 Nothing here can change a trace. Deleting needs the delete permission and goes
 through :func:`agentops_django.prune.delete_traces` (batched, spans first).
+
+Every query names the database of ``AGENTOPS["DATABASE_ALIAS"]``
+(:func:`agentops_django.routers.database`), so traces kept in a second
+database show without a router. Under ``USE_TZ = False`` times are naive
+wall-clock times of ``TIME_ZONE``, shown as they are.
+
+The writer counters above the list add up the rows of processes that reported
+in the last :data:`WRITER_STATS_WINDOW` (a day): every process that ever wrote
+has a row, and a long-gone process's counters say nothing about now. The
+per-process page lists them all until ``agentops_prune`` deletes the stale
+ones.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from agentops_django import otlp_json, prune
 from agentops_django.conf import get_config
 from agentops_django.models import Span, Trace, TraceStatus, WriterStats
 from agentops_django.paginator import EstimatedCountPaginator
+from agentops_django.routers import database
 from agentops_django.trace_page import (
     DASH,
     HEX32,
@@ -52,6 +64,13 @@ HEX_PREFIX = re.compile(r"[0-9a-fA-F]{6,31}")
 ROWS_PER_PAGE = 2000
 #: The name filter offers the names of this many most recent traces.
 RECENT_NAMES_WINDOW = 1000
+#: The writer counters above the list add up processes that reported within this window.
+WRITER_STATS_WINDOW = dt.timedelta(days=1)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """``value`` with a time zone: a naive time (``USE_TZ = False``) is in ``TIME_ZONE``."""
+    return value if timezone.is_aware(value) else timezone.make_aware(value)
 
 
 class RecentFilter(admin.SimpleListFilter):
@@ -78,7 +97,8 @@ class NameFilter(admin.SimpleListFilter):
     parameter_name = "name"
 
     def lookups(self, request, model_admin):
-        recent = Trace.objects.order_by("-started_at").values_list("name", flat=True)[:RECENT_NAMES_WINDOW]
+        recent = Trace.objects.using(database()).order_by("-started_at").values_list("name", flat=True)
+        recent = recent[:RECENT_NAMES_WINDOW]
         names = sorted({name for name in recent if name})[:50]
         current = self.value()
         if current and current not in names:
@@ -173,10 +193,11 @@ class TraceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Started", ordering="started_at")
     def started(self, obj: Trace) -> str:
-        local = timezone.localtime(obj.started_at)
+        # Under USE_TZ = False the stored time is the wall-clock time already.
+        local = timezone.localtime(obj.started_at) if timezone.is_aware(obj.started_at) else obj.started_at
         return format_html(
             '<time datetime="{}" title="{}">{}</time>',
-            obj.started_at.isoformat(),
+            _aware(obj.started_at).isoformat(),
             local.isoformat(sep=" ", timespec="milliseconds"),
             local.strftime("%Y-%m-%d %H:%M:%S"),
         )
@@ -230,6 +251,9 @@ class TraceAdmin(admin.ModelAdmin):
 
     # --- the list ---
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).using(database())
+
     def get_changelist(self, request, **kwargs):
         return TraceChangeList
 
@@ -239,7 +263,8 @@ class TraceAdmin(admin.ModelAdmin):
         return queryset.filter(search_filter(search_term)), False
 
     def changelist_view(self, request, extra_context=None):
-        stats = WriterStats.objects.aggregate(
+        recent = WriterStats.objects.using(database()).filter(updated_at__gte=timezone.now() - WRITER_STATS_WINDOW)
+        stats = recent.aggregate(
             processes=Count("pk"),
             written=Sum("spans_written"),
             dropped=Sum("spans_dropped"),
@@ -292,7 +317,7 @@ class TraceAdmin(admin.ModelAdmin):
             raise PermissionDenied
         trace = self._trace_or_404(request, object_id)
         rows = span_rows(trace)
-        unfinished = mark_unfinished_publishes(rows, timezone.now(), get_config()["UNFINISHED_AFTER"])
+        unfinished = mark_unfinished_publishes(rows, timezone.now(), get_config().unfinished_after)
         waterfall = build_waterfall(rows, root_span_id=trace.root_span_id)
         try:
             offset = max(0, int(request.GET.get("offset", 0)))
@@ -362,15 +387,22 @@ class TraceAdmin(admin.ModelAdmin):
     def otlp_view(self, request, object_id):
         """The whole trace as an OTLP JSON download."""
         trace = self._trace_or_404(request, object_id)
-        spans = Span.objects.filter(trace_id=trace.trace_id).order_by("started_at").values()
+        rows = Span.objects.using(trace._state.db).filter(trace_id=trace.trace_id).order_by("started_at")
+        spans = list(rows.values())
+        for span in spans:
+            span["started_at"], span["ended_at"] = _aware(span["started_at"]), _aware(span["ended_at"])
         response = JsonResponse(otlp_json.trace_document(trace.trace_id, spans))
         response["Content-Disposition"] = f'attachment; filename="trace-{trace.trace_id}.otlp.json"'
         return response
 
     def _span_detail(self, trace: Trace, span_id: str, origin: dt.datetime | None) -> dict[str, Any] | None:
-        span = Span.objects.filter(trace_id=trace.trace_id, span_id=span_id).first()
+        span = Span.objects.using(trace._state.db).filter(trace_id=trace.trace_id, span_id=span_id).first()
         if span is None:
             return None
+        if origin is not None and not timezone.is_aware(origin):
+            # USE_TZ = False: event times are stored aware; compare like with like.
+            origin = _aware(origin)
+            span.started_at, span.ended_at = _aware(span.started_at), _aware(span.ended_at)
         return span_detail(span, origin)
 
     # --- deleting ---
@@ -386,10 +418,10 @@ class TraceAdmin(admin.ModelAdmin):
         return names, {"traces": len(objs), "spans (about)": spans}, perms_needed, []
 
     def delete_model(self, request, obj):
-        prune.delete_traces([obj.trace_id])
+        prune.delete_traces([obj.trace_id], using=obj._state.db)
 
     def delete_queryset(self, request, queryset):
-        prune.delete_traces(queryset.values_list("trace_id", flat=True))
+        prune.delete_traces(queryset.values_list("trace_id", flat=True), using=queryset.db)
 
 
 @admin.register(WriterStats)
@@ -407,6 +439,9 @@ class WriterStatsAdmin(admin.ModelAdmin):
     )
     ordering = ("-updated_at",)
     show_facets = admin.ShowFacets.NEVER
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).using(database())
 
     def has_add_permission(self, request) -> bool:
         return False

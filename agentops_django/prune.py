@@ -2,6 +2,8 @@
 
 Shared by the ``agentops_prune`` management command, the Celery task
 :func:`agentops_django.tasks.prune_traces` and the admin's delete action.
+Everything runs on the database of ``AGENTOPS["DATABASE_ALIAS"]``
+(:func:`agentops_django.routers.database`), with or without a router.
 
 Two rules, applied one after the other when both are given:
 
@@ -14,6 +16,14 @@ rows, then the spans once more. The writer may still be storing spans of a
 trace while it is pruned (spans arrive from any process, in any order); the
 second span delete removes those that slipped in between, so a prune never
 leaves spans behind without their trace row.
+
+A prune also deletes the writer's per-process counters
+(:class:`~agentops_django.models.WriterStats`) that were not updated for the
+same number of days (``RETENTION_DAYS`` when only a count rule is given, and
+never less than a day): every process that ever wrote a span has a row, and
+recycled workers and cron commands would otherwise add rows forever. A
+process still running but idle that long loses its row until its counters
+change again, when the writer stores them anew.
 """
 
 from __future__ import annotations
@@ -22,19 +32,19 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from agentops_django.models import Span, Trace
+from agentops_django.conf import DEFAULTS
+from agentops_django.models import Span, Trace, WriterStats
+from agentops_django.routers import database
 
 logger = logging.getLogger(__name__)
 
 #: Used when neither the caller nor settings say otherwise.
-DEFAULT_RETENTION_DAYS = 30
+DEFAULT_RETENTION_DAYS: int = DEFAULTS["RETENTION_DAYS"]
 DEFAULT_BATCH_SIZE = 500
 
 
@@ -45,62 +55,88 @@ class PruneResult:
     traces: int = 0
     spans: int = 0
     dry_run: bool = False
+    #: Rows of :class:`~agentops_django.models.WriterStats` of processes silent for too long.
+    writer_stats: int = 0
 
     def as_dict(self) -> dict[str, int | bool]:
-        return {"traces": self.traces, "spans": self.spans, "dry_run": self.dry_run}
+        return {"traces": self.traces, "spans": self.spans, "writer_stats": self.writer_stats, "dry_run": self.dry_run}
 
 
 def retention_defaults() -> tuple[int | None, int | None]:
     """``(days, max_traces)`` from ``AGENTOPS["RETENTION_DAYS"]`` and ``["RETENTION_MAX_TRACES"]``.
 
-    Read through :func:`agentops_django.conf.get_config` (which merges the
-    user's ``AGENTOPS`` over the documented defaults); should that not know a
-    key, the ``AGENTOPS`` setting itself, then :data:`DEFAULT_RETENTION_DAYS`
-    and no count limit. ``None`` or ``0`` switches a rule off.
+    ``None`` switches a rule off; a refused value has its default (see
+    :data:`agentops_django.conf.OPTIONS`).
     """
-    try:
-        from agentops_django.conf import get_config
+    from agentops_django.conf import get_config
 
-        config: Any = get_config()
-    except ImportError:
-        config = None
-    user = getattr(settings, "AGENTOPS", None) or {}
-    values: dict[str, Any] = {}
-    for key, fallback in (("RETENTION_DAYS", DEFAULT_RETENTION_DAYS), ("RETENTION_MAX_TRACES", None)):
-        try:
-            values[key] = config[key]
-        except (KeyError, TypeError):
-            values[key] = user.get(key, fallback)
-    days, keep = values["RETENTION_DAYS"], values["RETENTION_MAX_TRACES"]
-    return (int(days) if days else None, int(keep) if keep else None)
+    config = get_config()
+    return (config.retention_days or None, config.retention_max_traces or None)
 
 
-def delete_traces(trace_ids: Iterable[str], *, batch_size: int = DEFAULT_BATCH_SIZE) -> PruneResult:
+def writer_stats_days(days: int | None) -> int:
+    """Days after which a process's writer counters are deleted, for a prune by ``days``.
+
+    ``days`` itself when given, else ``RETENTION_DAYS``, else
+    :data:`DEFAULT_RETENTION_DAYS`; at least 1, so the counters of processes
+    that wrote today always stay.
+    """
+    if days is None:
+        days = retention_defaults()[0] or DEFAULT_RETENTION_DAYS
+    return max(days, 1)
+
+
+def delete_traces(
+    trace_ids: Iterable[str], *, batch_size: int = DEFAULT_BATCH_SIZE, using: str | None = None
+) -> PruneResult:
     """Delete the given traces and all their spans, batch by batch.
 
     Args:
         trace_ids: 32-hex trace ids.
         batch_size: Traces per transaction.
+        using: The database alias; default ``AGENTOPS["DATABASE_ALIAS"]``.
 
     Returns:
         How many trace and span rows were deleted.
     """
+    db = using or database()
     result = PruneResult()
     ids = list(dict.fromkeys(trace_ids))
     for start in range(0, len(ids), batch_size):
-        result.traces, result.spans = _delete_chunk(ids[start : start + batch_size], result.traces, result.spans)
+        result.traces, result.spans = _delete_chunk(db, ids[start : start + batch_size], result.traces, result.spans)
     return result
 
 
-def _delete_chunk(chunk: list[str], traces: int, spans: int) -> tuple[int, int]:
-    with transaction.atomic():
-        spans += Span.objects.filter(trace_id__in=chunk).delete()[0]
-        _, per_model = Trace.objects.filter(trace_id__in=chunk).delete()
+def _delete_chunk(db: str, chunk: list[str], traces: int, spans: int) -> tuple[int, int]:
+    with transaction.atomic(using=db):
+        spans += Span.objects.using(db).filter(trace_id__in=chunk).delete()[0]
+        _, per_model = Trace.objects.using(db).filter(trace_id__in=chunk).delete()
         traces += per_model.get(Trace._meta.label, 0)
         spans += per_model.get(Span._meta.label, 0)
     # Spans the writer stored while the chunk was being deleted.
-    spans += Span.objects.filter(trace_id__in=chunk).delete()[0]
+    spans += Span.objects.using(db).filter(trace_id__in=chunk).delete()[0]
     return traces, spans
+
+
+def prune_writer_stats(
+    days: int, *, dry_run: bool = False, now: dt.datetime | None = None, using: str | None = None
+) -> int:
+    """Delete the writer counters of processes that have not updated them for ``days`` days.
+
+    Args:
+        days: Rows whose ``updated_at`` is older than this many days go.
+        dry_run: Count them, delete nothing.
+        now: The current time (tests).
+        using: The database alias; default ``AGENTOPS["DATABASE_ALIAS"]``.
+
+    Returns:
+        How many rows were deleted (or would be).
+    """
+    cutoff = (now or timezone.now()) - dt.timedelta(days=days)
+    stale = WriterStats.objects.using(using or database()).filter(updated_at__lt=cutoff)
+    if dry_run:
+        return stale.count()
+    return stale.delete()[0]
 
 
 def prune(
@@ -111,8 +147,13 @@ def prune(
     dry_run: bool = False,
     now: dt.datetime | None = None,
     progress: Callable[[PruneResult], None] | None = None,
+    using: str | None = None,
+    stats_days: int | None = None,
 ) -> PruneResult:
     """Delete traces older than ``days`` and/or beyond the ``keep`` newest, with their spans.
+
+    Also deletes the writer counters of processes silent for ``stats_days``
+    days (see the module docstring).
 
     Args:
         days: Delete traces that started more than this many days ago; ``None`` skips the rule.
@@ -121,6 +162,9 @@ def prune(
         dry_run: Count what would be deleted, delete nothing.
         now: The current time (tests).
         progress: Called with the running totals after each batch.
+        using: The database alias; default ``AGENTOPS["DATABASE_ALIAS"]``.
+        stats_days: Writer counters not updated for this many days go;
+            default :func:`writer_stats_days` of ``days``.
 
     Returns:
         The totals deleted (or that would be, in a dry run).
@@ -130,13 +174,17 @@ def prune(
     """
     if (days is not None and days < 0) or (keep is not None and keep < 0) or batch_size < 1:
         raise ValueError("days and keep must be >= 0 and batch_size >= 1")
+    db = using or database()
     result = PruneResult(dry_run=dry_run)
+    result.writer_stats = prune_writer_stats(
+        stats_days if stats_days is not None else writer_stats_days(days), dry_run=dry_run, now=now, using=db
+    )
     candidates = []
     if days is not None:
         cutoff = (now or timezone.now()) - dt.timedelta(days=days)
-        candidates.append(Trace.objects.filter(started_at__lt=cutoff))
+        candidates.append(Trace.objects.using(db).filter(started_at__lt=cutoff))
     if keep is not None:
-        candidates.append(_beyond_newest(keep))
+        candidates.append(_beyond_newest(keep, db))
     if dry_run:
         if candidates:
             union = candidates[0]
@@ -152,20 +200,21 @@ def prune(
             if not chunk:
                 break
             last_pk = chunk[-1][0]
-            result.traces, result.spans = _delete_chunk([tid for _, tid in chunk], result.traces, result.spans)
+            result.traces, result.spans = _delete_chunk(db, [tid for _, tid in chunk], result.traces, result.spans)
             logger.debug("agentops prune: %d traces, %d spans deleted so far", result.traces, result.spans)
             if progress is not None:
                 progress(result)
     return result
 
 
-def _beyond_newest(keep: int):
+def _beyond_newest(keep: int, db: str):
     """Traces older than the ``keep``-th newest (ties on start time broken by primary key)."""
+    traces = Trace.objects.using(db)
     if keep == 0:
-        return Trace.objects.all()
-    boundary = Trace.objects.order_by("-started_at", "-pk").values_list("started_at", "pk")[keep - 1 : keep]
+        return traces.all()
+    boundary = traces.order_by("-started_at", "-pk").values_list("started_at", "pk")[keep - 1 : keep]
     row = next(iter(boundary), None)
     if row is None:
-        return Trace.objects.none()
+        return traces.none()
     started_at, pk = row
-    return Trace.objects.filter(Q(started_at__lt=started_at) | Q(started_at=started_at, pk__lt=pk))
+    return traces.filter(Q(started_at__lt=started_at) | Q(started_at=started_at, pk__lt=pk))

@@ -131,7 +131,8 @@ def span_rows(trace: Trace) -> list[dict[str, Any]]:
     """The waterfall's one query: light columns plus a few attributes pulled out as text by the database."""
     extracted = [KT(f"attributes__{key}") for key in ROW_ATTRIBUTES.values()]
     names = (*ROW_FIELDS, *ROW_ATTRIBUTES.values())
-    spans = Span.objects.filter(trace_id=trace.trace_id).order_by("started_at")
+    # The trace's own database (AGENTOPS["DATABASE_ALIAS"], router or not).
+    spans = Span.objects.using(trace._state.db).filter(trace_id=trace.trace_id).order_by("started_at")
     tuples = spans.values_list(*ROW_FIELDS, *extracted)
     rows = [dict(zip(names, values, strict=True)) for values in tuples]
     for row in rows:

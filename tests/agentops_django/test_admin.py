@@ -321,6 +321,18 @@ def test_the_list_shows_the_writers_dropped_span_counter(admin_client):
     assert "12 dropped" in html and "2,000 spans written" in html and "ao-writer--warn" in html
 
 
+def test_the_writer_counters_above_the_list_add_up_only_processes_that_reported_in_the_last_day(admin_client):
+    """A process gone for days says nothing about now; the per-process page still lists it until pruned."""
+    started = timezone.now() - dt.timedelta(days=3)
+    WriterStats.objects.create(host="web-1", pid=10, process_started_at=started, spans_written=500, spans_dropped=0)
+    gone = WriterStats.objects.create(host="old-worker", pid=11, process_started_at=started, spans_dropped=70)
+    WriterStats.objects.filter(pk=gone.pk).update(updated_at=timezone.now() - dt.timedelta(days=2))
+    html = admin_client.get(LIST_URL).content.decode()
+    assert "500 spans written" in html and "0 dropped" in html and "(1 process)" in html
+    assert "ao-writer--warn" not in html
+    assert "old-worker" in admin_client.get("/admin/agentops_django/writerstats/").content.decode()
+
+
 def test_the_list_says_zero_dropped_before_any_writer_reported(admin_client):
     html = admin_client.get(LIST_URL).content.decode()
     assert "0 dropped" in html and "ao-writer--warn" not in html

@@ -13,7 +13,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from agentops_django import prune
-from agentops_django.models import Span, Trace
+from agentops_django.models import Span, Trace, WriterStats
 from tests.agentops_django.test_admin import make_span, make_trace
 
 pytestmark = pytest.mark.django_db
@@ -121,6 +121,49 @@ def test_with_retention_switched_off_the_command_does_nothing():
     assert names() == ["old"]
 
 
+def writer_stats(host: str, silent_days: float) -> WriterStats:
+    """A process's writer counters, last updated ``silent_days`` ago."""
+    stats = WriterStats.objects.create(host=host, pid=1, process_started_at=timezone.now(), spans_written=10)
+    WriterStats.objects.filter(pk=stats.pk).update(updated_at=timezone.now() - dt.timedelta(days=silent_days))
+    return stats
+
+
+def hosts() -> list[str]:
+    return sorted(WriterStats.objects.values_list("host", flat=True))
+
+
+def test_prune_deletes_the_writer_counters_of_processes_silent_for_longer_than_the_retention():
+    """Every process that ever wrote has a counters row: recycled workers and cron runs must not pile up forever."""
+    writer_stats("gone", 10)
+    writer_stats("quiet", 3)
+    writer_stats("busy", 0)
+    output = run("--days", "7")
+    assert hosts() == ["busy", "quiet"]
+    assert "Deleted the writer counters of 1 processes silent for more than 7 days." in output
+
+
+@override_settings(AGENTOPS={"RETENTION_DAYS": 5, "RETENTION_MAX_TRACES": None})
+def test_a_count_only_prune_deletes_writer_counters_by_the_retention_days():
+    writer_stats("gone", 6)
+    writer_stats("busy", 1)
+    run("--keep", "100")
+    assert hosts() == ["busy"]
+
+
+def test_writer_counters_updated_today_stay_even_with_days_zero():
+    writer_stats("gone", 2)
+    writer_stats("busy", 0.5)
+    result = prune.prune(days=0)
+    assert hosts() == ["busy"] and result.writer_stats == 1
+
+
+def test_a_dry_run_counts_stale_writer_counters_and_deletes_none():
+    writer_stats("gone", 30)
+    output = run("--days", "7", "--dry-run")
+    assert "Would delete the writer counters of 1 processes" in output
+    assert hosts() == ["gone"]
+
+
 def test_negative_values_are_refused():
     with pytest.raises(CommandError):
         run("--days", "-1")
@@ -145,7 +188,7 @@ def test_the_celery_task_prunes_with_the_same_rules():
     trace_aged(20, "old")
     trace_aged(1, "recent")
     result = prune_traces.apply(kwargs={"days": 7}).get()
-    assert result == {"traces": 1, "spans": 2, "dry_run": False}
+    assert result == {"traces": 1, "spans": 2, "writer_stats": 0, "dry_run": False}
     assert names() == ["recent"]
     assert prune_traces.name == "agentops_django.tasks.prune_traces"
 

@@ -1,7 +1,9 @@
 """``manage.py agentops_prune``: delete old traces and their spans, in batches.
 
 Without options it applies the retention settings, ``AGENTOPS["RETENTION_DAYS"]``
-(default 30) and ``AGENTOPS["RETENTION_MAX_TRACES"]`` (default: no limit).
+(default 14) and ``AGENTOPS["RETENTION_MAX_TRACES"]`` (default 100,000).
+It also deletes the writer counters of processes silent for as many days.
+It works on the database of ``AGENTOPS["DATABASE_ALIAS"]``, router or not.
 Safe to run while the writer is storing spans; see :mod:`agentops_django.prune`.
 """
 
@@ -46,9 +48,21 @@ class Command(BaseCommand):
             if verbosity >= 2:
                 self.stdout.write(f"  ... {result.traces} traces, {result.spans} spans deleted")
 
+        stats_days = prune.writer_stats_days(days)
         try:
-            result = prune.prune(days=days, keep=keep, batch_size=batch_size, dry_run=dry_run, progress=progress)
+            result = prune.prune(
+                days=days,
+                keep=keep,
+                batch_size=batch_size,
+                dry_run=dry_run,
+                progress=progress,
+                stats_days=stats_days,
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         verb = "Would delete" if dry_run else "Deleted"
         self.stdout.write(f"{verb} {result.traces} traces and {result.spans} spans ({' or '.join(rules)}).")
+        if result.writer_stats:
+            self.stdout.write(
+                f"{verb} the writer counters of {result.writer_stats} processes silent for more than {stats_days} days."
+            )

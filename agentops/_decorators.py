@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 _TRACE_KINDS = frozenset({SpanKind.TRACE, SpanKind.SESSION})
 
 
-class _Traced(wrapt.FunctionWrapper):
+class _Traced(wrapt.FunctionWrapper):  # type: ignore[type-arg,unused-ignore]
     """agentops' wrapper type, so that decorating a class skips methods decorated on their own."""
 
     def __reduce_ex__(self, protocol: Any) -> Any:

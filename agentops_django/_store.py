@@ -134,7 +134,7 @@ def _insert_spans_values(
     cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow], postgres: bool
 ) -> list[Any]:
     """Multi-row ``INSERT ... VALUES ... ON CONFLICT DO NOTHING RETURNING`` in chunks."""
-    inserted = []
+    inserted: list[_rows.SpanRow] = []
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
         cursor.execute(insert_spans_sql(len(chunk), postgres), flatten(row.values for row in chunk))

@@ -315,10 +315,10 @@ def _on_before_task_publish(
             _end_unpublished(entry[0] for entry in previous if entry is not None)
         else:
             # No caller: make sure no stale context from a copied message survives.
-            for key in ("traceparent", "tracestate"):
-                headers.pop(key, None)
+            for name in ("traceparent", "tracestate"):
+                headers.pop(name, None)
                 if isinstance(nested, dict):
-                    nested.pop(key, None)
+                    nested.pop(name, None)
         carrier[HEADER_PUBLISHED_AT] = time.time()
         headers.update(carrier)
         if isinstance(nested, dict):
@@ -673,7 +673,7 @@ def is_connected() -> bool:
     return any(key[0] == _uid(_on_task_prerun) for key, *_ in signals.task_prerun.receivers)
 
 
-__all__: Iterable[str] = [
+__all__: list[str] = [
     "CELERY_NEW_TRACE",
     "CELERY_QUEUE_WAIT_MS",
     "CELERY_TASK_ARGS",

@@ -89,7 +89,8 @@ class AgentOpsMiddleware:
         try:
             traced = _start(request)
         except Exception as exc:
-            traced = _internal_error("middleware start", exc)
+            _internal_error("middleware start", exc)
+            traced = None
         if traced is None:
             return self.get_response(request)
         token = context_api.attach(traced.context)
@@ -104,7 +105,8 @@ class AgentOpsMiddleware:
         try:
             traced = _start(request)
         except Exception as exc:
-            traced = _internal_error("middleware start", exc)
+            _internal_error("middleware start", exc)
+            traced = None
         if traced is None:
             return await self.get_response(request)
         token = context_api.attach(traced.context)

@@ -289,7 +289,8 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
     for event in span.events if isinstance(span.events, list) else []:
         if not isinstance(event, dict):
             continue
-        event_attributes = event.get("attributes") if isinstance(event.get("attributes"), dict) else {}
+        given = event.get("attributes")
+        event_attributes: dict[str, Any] = given if isinstance(given, dict) else {}
         when = _offset(event.get("timestamp", event.get("time_unix_nano", event.get("time"))), origin)
         if event.get("name") == "exception":
             exceptions.append(

@@ -284,7 +284,7 @@ def async_wrapper(adapter: Adapter) -> Callable[..., Any]:
     return wrapper
 
 
-class _ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class _ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-ignore]
     """What both stream proxies share: each item goes to the accumulator, the span ends once."""
 
     def __init__(self, stream: Any, call: LLMCall, accumulator: Accumulator) -> None:

@@ -9,11 +9,12 @@ exceptions never pass through it: wrappers call user code outside the guard.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
+
+from agentops._lifecycle import FORK_SDK, on_fork_child
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,7 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+on_fork_child(_after_fork_in_child, FORK_SDK)
 _counts: Counter[str] = Counter()
 #: Called with each swallowed exception; tests set it to fail loudly.
 _hook: Callable[[BaseException], None] | None = None

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 from typing import Any
 
 from agentops import integrations
 from agentops._config import resolve
 from agentops._guard import capture_internal_exceptions
+from agentops._lifecycle import EXIT_END_TRACES, EXIT_FLUSH, install_exit_hook, on_exit
 from agentops._state import configure, flush, state
 from agentops._traces import TraceContext, end_trace, start_trace
 from agentops.semconv import SpanKind, TraceState
 
 logger = logging.getLogger(__name__)
-_atexit_registered = False
 
 
 def init(api_key: str | None = None, **options: Any) -> TraceContext | None:
@@ -47,7 +46,6 @@ def init(api_key: str | None = None, **options: Any) -> TraceContext | None:
     Returns:
         The trace started automatically (``auto_start_session``), else ``None``.
     """
-    global _atexit_registered
     with capture_internal_exceptions("init"):
         given = {key: value for key, value in {"api_key": api_key, **options}.items() if value is not None}
         with state.lock:
@@ -61,22 +59,30 @@ def init(api_key: str | None = None, **options: Any) -> TraceContext | None:
                 integrations.uninstrument()
             if config.auto_start_session and state.init_trace is None:
                 state.init_trace = start_trace(config.trace_name, tags=None, is_init_trace=True, kind=SpanKind.SESSION)
-            if not _atexit_registered:
-                atexit.register(_at_exit)
-                _atexit_registered = True
+            # After configure(): the provider's own exit hook exists, and runs after this one.
+            install_exit_hook()
         return state.init_trace
     return None
 
 
-def _at_exit() -> None:
-    """End what is still open as Indeterminate and flush, with a deadline."""
+def _end_traces_at_exit() -> None:
+    """End the traces still open as Indeterminate (their spans are then flushed)."""
     with capture_internal_exceptions("exit"):
         if state.config is None:
             return
         for trace_context in list(state.active_traces.values()):
             if trace_context.scope is None:
                 end_trace(trace_context, TraceState.INDETERMINATE)
-        flush(5_000)
+
+
+def _flush_at_exit() -> None:
+    with capture_internal_exceptions("exit flush"):
+        if state.config is not None:
+            flush(5_000)
+
+
+on_exit(_end_traces_at_exit, EXIT_END_TRACES)
+on_exit(_flush_at_exit, EXIT_FLUSH)
 
 
 def shutdown(timeout_millis: int = 5_000) -> bool:

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 from agentops import semconv
 from agentops._guard import capture_internal_exceptions
+from agentops._lifecycle import FORK_SDK, on_fork_child
 
 if TYPE_CHECKING:
     from agentops._config import Config
@@ -142,8 +143,7 @@ def _after_fork_in_child() -> None:
     state.init_trace = None
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+on_fork_child(_after_fork_in_child, FORK_SDK)
 
 
 def is_initialized() -> bool:

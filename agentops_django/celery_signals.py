@@ -47,9 +47,7 @@ Call :func:`connect` once per process (``agentops_django`` does it at
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import sys
 import threading
 import time
@@ -68,6 +66,7 @@ from opentelemetry.trace import SpanKind as OTelSpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from agentops import semconv
+from agentops.integrations import lifecycle
 from agentops.integrations import scope as integration
 from agentops.integrations.scope import Scope, capture_internal_exceptions
 from agentops.semconv import AGENTOPS_LINK_TYPE as LINK_TYPE
@@ -169,7 +168,7 @@ def _after_fork_in_child() -> None:
     _registry.local = threading.local()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+lifecycle.on_fork_child(_after_fork_in_child, lifecycle.FORK_INTEGRATIONS)
 
 
 # --- reading headers --------------------------------------------------------------
@@ -641,19 +640,12 @@ def _uid(handler: Any) -> str:
     return f"agentops_django.celery_signals.{handler.__name__}"
 
 
-_atexit_registered = False
-
-
 def connect() -> None:
     """Connect the handlers to Celery's signals; calling it again does nothing."""
-    global _atexit_registered
     for signal, handler in _HANDLERS:
         signal.connect(handler, weak=False, dispatch_uid=_uid(handler))
-    if not _atexit_registered:
-        # Registered after init()'s own exit hook, so it runs first: what it
-        # ends is still flushed.
-        atexit.register(_close_at_exit)
-        _atexit_registered = True
+    # Before the SDK's exit flush, so what it ends is still written.
+    lifecycle.on_exit(_close_at_exit, lifecycle.EXIT_CLOSE_OPEN_SPANS)
 
 
 def _close_at_exit() -> None:

@@ -23,7 +23,6 @@ starts on its first span.
 
 from __future__ import annotations
 
-import atexit
 import collections
 import datetime as dt
 import logging
@@ -40,6 +39,7 @@ from opentelemetry import context as context_api
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
+from agentops.integrations import lifecycle
 from agentops.integrations.scope import capture_internal_exceptions, count_internal
 from agentops_django._rows import time_format
 from agentops_django._store import _adapt, _cursor, _reset_connection, upsert_stats_sql, write_batch
@@ -517,5 +517,6 @@ def _at_exit() -> None:
             processor.shutdown()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_at_exit)
+lifecycle.on_fork_child(_after_fork_in_child, lifecycle.FORK_INTEGRATIONS)
+# After the SDK ended open traces and flushed: what those ends produced is written.
+lifecycle.on_exit(_at_exit, lifecycle.EXIT_SHUTDOWN)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from agentops import semconv
+from agentops_django._usage import span_usage
 
 UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -88,8 +90,21 @@ _LONE_SURROGATE = re.compile(
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by their names (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _json(value: Any) -> str:
     text = _dumps(value)
+    if "NaN" in text or "Infinity" in text:  # rare: then look for the numbers no database accepts
+        text = _dumps(_finite(value))
     if "\\u0000" in text:  # PostgreSQL's jsonb refuses NUL characters
         text = text.replace("\\u0000", "\\ufffd")
     if "\\ud" in text or "\\uD" in text:  # ... and escapes of lone surrogates
@@ -135,12 +150,6 @@ def _service(resource: Any) -> str:
 _services: dict[int, tuple[Any, str]] = {}
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return value
-    return 0
-
-
 class SpanRow:
     """One span converted for storage, plus what the trace summary needs of it."""
 
@@ -180,16 +189,8 @@ class SpanRow:
         end_ns = span.end_time or start_ns
         self.start_ns = start_ns
         self.end_ns = end_ns
-        self.input_tokens = self.output_tokens = 0
-        self.cost = 0.0
-        if kind == semconv.SpanKind.LLM:
-            # The tokens rule: only LLM spans carry usage that counts, so a
-            # call is never counted twice by the agent/tool spans around it.
-            self.input_tokens = int(_number(attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)))
-            self.output_tokens = int(_number(attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)))
-            self.cost = float(_number(attributes.get(semconv.GEN_AI_USAGE_COST)))
-        elif kind == semconv.SpanKind.TOOL:
-            self.cost = float(_number(attributes.get(semconv.AGENTOPS_TOOL_COST)))
+        # The totals rule (agentops_django._usage), the same as the trace page's.
+        self.input_tokens, self.output_tokens, self.cost = span_usage(kind, attributes)
         events = span.events
         links = span.links
         resource = span.resource

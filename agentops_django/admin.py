@@ -41,6 +41,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from agentops_django import otlp_json, prune
+from agentops_django._usage import TOTALS_RULE
 from agentops_django.conf import get_config
 from agentops_django.models import Span, Trace, TraceStatus, WriterStats
 from agentops_django.paginator import EstimatedCountPaginator
@@ -55,7 +56,7 @@ from agentops_django.trace_page import (
     span_detail,
     span_rows,
 )
-from agentops_django.tree import TOTALS_RULE, build_waterfall
+from agentops_django.tree import build_waterfall
 
 logger = logging.getLogger(__name__)
 

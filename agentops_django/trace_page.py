@@ -19,6 +19,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from agentops import semconv
+from agentops_django._usage import number, span_usage
 from agentops_django.models import Span, Trace
 
 HEX32 = re.compile(r"[0-9a-fA-F]{32}")
@@ -165,8 +167,9 @@ def row_html(row: Any, selected_id: str) -> str:
     duration = format_duration(span.get("duration_ms"))
     extra = ""
     if kind == "llm":
-        tokens = int(_number(span.get("gen_ai.usage.input_tokens")) + _number(span.get("gen_ai.usage.output_tokens")))
-        model = span.get("gen_ai.request.model")
+        usage = span_usage(kind, span)
+        tokens = usage.input_tokens + usage.output_tokens
+        model = span.get(semconv.GEN_AI_REQUEST_MODEL)
         text = " · ".join(str(part) for part in (model, f"{tokens:,} tok" if tokens else "") if part)
         extra = format_html('<span class="ao-extra">{}</span>', text) if text else ""
     if row.error:
@@ -219,13 +222,6 @@ def row_html(row: Any, selected_id: str) -> str:
         f"{row.left_pct:.3f}",
         f"{row.width_pct:.3f}",
     )
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value) if value is not None and not isinstance(value, bool) else 0.0
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _payload(value: Any) -> dict[str, Any]:
@@ -321,8 +317,7 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
             )
     llm = None
     if span.kind == "llm":
-        input_tokens = int(_number(attributes.get("gen_ai.usage.input_tokens")))
-        output_tokens = int(_number(attributes.get("gen_ai.usage.output_tokens")))
+        input_tokens, output_tokens, cost = span_usage(span.kind, attributes)
         llm = {
             "system": attributes.get("gen_ai.system", ""),
             "model": attributes.get("gen_ai.request.model", ""),
@@ -330,7 +325,7 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
             "input_tokens": f"{input_tokens:,}",
             "output_tokens": f"{output_tokens:,}",
             "total_tokens": f"{input_tokens + output_tokens:,}",
-            "cost": format_cost(_number(attributes.get("gen_ai.usage.cost"))),
+            "cost": format_cost(cost),
             "input_messages": _messages(attributes.get("gen_ai.input.messages")),
             "output_messages": _messages(attributes.get("gen_ai.output.messages")),
         }
@@ -349,7 +344,7 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
         "started_at": span.started_at,
         "offset": "+" + format_duration((span.started_at - origin).total_seconds() * 1000) if origin else "",
         "duration": format_duration(span.duration_ms),
-        "queue_wait": format_duration(_number(wait)) if wait is not None else "",
+        "queue_wait": format_duration(number(wait) or 0.0) if wait is not None else "",
         "task_id": attributes.get("celery.task.id", ""),
         "attributes": [(key, _payload(value)) for key, value in sorted(attributes.items())],
         "exceptions": exceptions,

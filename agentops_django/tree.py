@@ -26,20 +26,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentops import semconv
+from agentops_django._usage import LLM, TOOL, USAGE_KEYS, number, span_usage
+
 logger = logging.getLogger(__name__)
 
 #: The one span kind whose token usage counts in a trace's totals.
-LLM_KIND = "llm"
+LLM_KIND = LLM
 #: Tools priced with ``@tool(cost=...)`` add that price to the cost total.
-TOOL_KIND = "tool"
-#: The rule behind :class:`Totals`, in words, for the page. The database writer
-#: keeps the trace list's summary columns by the same rule.
-TOTALS_RULE = (
-    "Tokens are the sums over spans of kind \u201cllm\u201d only "
-    "(gen_ai.usage.input_tokens, gen_ai.usage.output_tokens); cost adds those spans' "
-    "gen_ai.usage.cost and the price of each tool call (agentops.tool.cost). "
-    "Agent, task and request spans never add their own, so no call is counted twice."
-)
+TOOL_KIND = TOOL
 
 ORPHAN_MISSING_PARENT = "parent span {parent} has not arrived"
 ORPHAN_SELF_PARENT = "names itself as its parent"
@@ -112,19 +107,6 @@ def _ms(delta: dt.timedelta) -> float:
     return delta.total_seconds() * 1000.0
 
 
-def _number(value: Any) -> float | None:
-    """A float from an attribute value that may be a number or a numeric string."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if number != number or number in (float("inf"), float("-inf")):
-        return None
-    return number
-
-
 def _attr(span: Mapping[str, Any], key: str) -> Any:
     """An attribute of a span row: a flattened column first, else the attributes dict."""
     if key in span:
@@ -148,14 +130,14 @@ def totals_of(spans: Iterable[Mapping[str, Any]]) -> Totals:
     totals = Totals()
     for span in spans:
         kind = span.get("kind")
-        if kind == TOOL_KIND:
-            totals.cost += _number(_attr(span, "agentops.tool.cost")) or 0.0
-        if kind != LLM_KIND:
+        if kind == LLM_KIND:
+            totals.llm_calls += 1
+        elif kind != TOOL_KIND:
             continue
-        totals.llm_calls += 1
-        totals.input_tokens += int(_number(_attr(span, "gen_ai.usage.input_tokens")) or 0)
-        totals.output_tokens += int(_number(_attr(span, "gen_ai.usage.output_tokens")) or 0)
-        totals.cost += _number(_attr(span, "gen_ai.usage.cost")) or 0.0
+        usage = span_usage(kind, {key: _attr(span, key) for key in USAGE_KEYS})
+        totals.input_tokens += usage.input_tokens
+        totals.output_tokens += usage.output_tokens
+        totals.cost += usage.cost
     return totals
 
 
@@ -275,7 +257,7 @@ def _place(
     axis_start = min(begin.values())
     axis_end = max(end.values())
     for row in order:
-        wait = _number(_attr(row.span, "celery.queue_wait_ms"))
+        wait = number(_attr(row.span, semconv.CELERY_QUEUE_WAIT_MS))
         if wait is not None and wait > 0:
             span_id = row.span_id
             waits[span_id] = wait

@@ -8,10 +8,10 @@ import sys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agentops_django._usage import TOTALS_RULE
 from agentops_django.tree import (
     ORPHAN_CYCLE,
     ORPHAN_SELF_PARENT,
-    TOTALS_RULE,
     build_waterfall,
     totals_of,
 )

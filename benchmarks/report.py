@@ -74,6 +74,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             "see §5" if admin.get("output") else "n/a",
         )
     )
+    for name, row in user_suite(results).items():
+        rows.append(
+            (
+                f"a user's test suite ≤ 1.05x its wall time without the app ({name})",
+                f"{row['ratio']:.2f}x",
+                check(row["ratio"] <= 1.05),
+            )
+        )
     web = results.get("memory", {}).get("web", {})
     for name, row in web.items():
         if "database" not in name or not row.get("rss_kib") or "agentops" not in web:
@@ -89,6 +97,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     return rows
+
+
+def user_suite(results: dict[str, Any]) -> dict[str, Any]:
+    """``benchmarks/user_suite.py``'s figures: {"db runner": {"without": [s], "with": [s], "ratio": r}}."""
+    for line in results.get("user_suite", {}).get("json", []):
+        if isinstance(line, dict) and "user_suite" in line:
+            return line["user_suite"]
+    return {}
 
 
 def summary(results: dict[str, Any]) -> list[list[str]]:
@@ -344,6 +360,21 @@ def markdown(results: dict[str, Any], png_path: Path | None, md_path: Path) -> s
             for name, row in worker.items():
                 add(f"| {name} | {row['peak_kib'] / 1024:.1f} MiB | {row['tasks_per_s']:.0f} |")
             add("")
+
+    suite = results.get("user_suite")
+    if suite is not None:
+        add("## 7. A user's test suite\n")
+        add(
+            "The site of `tests/user_site` (`startproject`, a shop app, an eager Celery task, a dozen ordinary "
+            "tests) runs its own suite with and without `agentops_django` in `INSTALLED_APPS`, in turn; a run is "
+            "the whole process (start-up, test database, tests, teardown).\n"
+        )
+        if suite.get("missing"):
+            add(suite["missing"] + ".\n")
+        else:
+            output = "\n".join(line for line in suite.get("output", "").splitlines() if not line.startswith("{"))
+            add(f"`{suite.get('command')}` (exit code {suite.get('returncode')}, {suite.get('seconds')} s):\n")
+            add("```\n" + output.strip() + "\n```\n")
 
     profiles = results.get("profiles")
     if profiles:

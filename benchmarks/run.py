@@ -12,7 +12,8 @@ started, and rewrites ``docs/benchmarks.md`` and ``docs/images/benchmarks.png``.
 Sections: in-process WSGI requests; a real server (gunicorn, one sync worker)
 under wrk; Celery workers (prefork and solo) on Redis; the SDK alone; the
 database writer (``benchmarks/writer.py``) and the admin
-(``benchmarks/admin.py``) when present; memory, with agentops' database up and
+(``benchmarks/admin.py``) when present; a user's test suite with and without
+the app (``benchmarks/user_suite.py``); memory, with agentops' database up and
 down; and profiles of agentops' hot paths. A section whose server or tool is
 missing is skipped with the reason in the report.
 """
@@ -78,6 +79,7 @@ MODES: dict[str, dict[str, Any]] = {
         profile_n=50,
         writer_args={"--spans": "2000", "--backend": "sqlite", "--processes": "1,4", **WRITER_DB},
         admin_args={"--traces": "1000", "--big-trace": "200", "--repeat": "1", **ADMIN_DB},
+        user_suite_args={"--rounds": "1", "--backend": "sqlite", "--runner": "pytest"},
     ),
     "quick": dict(
         dbs=("sqlite", "postgres"),
@@ -95,6 +97,7 @@ MODES: dict[str, dict[str, Any]] = {
         profile_n=1_000,
         writer_args={"--spans": "20000", **WRITER_DB},
         admin_args={"--traces": "10000", "--repeat": "3", **ADMIN_DB},
+        user_suite_args={"--rounds": "3"},
     ),
     # Sized to run in about a quarter of an hour on a quiet two-core machine.
     "full": dict(
@@ -113,6 +116,7 @@ MODES: dict[str, dict[str, Any]] = {
         profile_n=2_000,
         writer_args={**WRITER_DB},
         admin_args={"--traces": "20000", **ADMIN_DB},
+        user_suite_args={"--rounds": "5"},
     ),
 }
 
@@ -570,6 +574,7 @@ class Suite:
         self.section("memory", self.memory)
         self.section("writer", lambda: self.external("writer", self.size["writer_args"]))
         self.section("admin", lambda: self.external("admin", self.size["admin_args"]))
+        self.section("user_suite", lambda: self.external("user_suite", self.size["user_suite_args"]))
         self.section("sdk", self.sdk)
         self.section("profile", self.profile)
         self.results["meta"]["load_after"] = os.getloadavg()
@@ -615,7 +620,9 @@ def main() -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--full", action="store_true", help="the complete figures (longer runs, more rounds)")
     group.add_argument("--smoke", action="store_true", help="the smallest configuration (for the smoke test)")
-    parser.add_argument("--only", help="comma-separated sections: inproc,server,celery,sdk,writer,admin,memory,profile")
+    parser.add_argument(
+        "--only", help="comma-separated sections: inproc,server,celery,sdk,writer,admin,user_suite,memory,profile"
+    )
     parser.add_argument(
         "--deadline-minutes", type=float, help="start no section after this many minutes (the rest is reported skipped)"
     )

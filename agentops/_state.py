@@ -22,9 +22,10 @@ from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from agentops import semconv
+from agentops._batch import BoundedBatchProcessor
 from agentops._guard import capture_internal_exceptions
 from agentops._lifecycle import FORK_SDK, on_fork_child
 
@@ -52,6 +53,9 @@ class Dispatcher(SpanProcessor):
         # writer) do nothing there, and every span pays for each call.
         self._starters: tuple[SpanProcessor, ...] = ()
         self._lock = threading.Lock()
+        #: The SDK's own span hooks (agentops._hooks): not exporters, so neither
+        #: listed by ``processors`` nor removed by ``clear()``; they run after them.
+        self.hooks: tuple[SpanProcessor, ...] = ()
 
     def _set(self, processors: tuple[SpanProcessor, ...]) -> None:
         self._processors = processors
@@ -87,6 +91,8 @@ class Dispatcher(SpanProcessor):
         for processor in self._processors:
             with capture_internal_exceptions("span processor on_end"):
                 processor.on_end(span)
+        for hook in self.hooks:
+            hook.on_end(span)  # guards itself
 
     def shutdown(self) -> None:
         for processor in self.clear():
@@ -206,7 +212,7 @@ def _exporter_processor(exporter: Any) -> SpanProcessor | None:
     if exporter == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        return BatchSpanProcessor(ConsoleSpanExporter())
+        return BoundedBatchProcessor(ConsoleSpanExporter(), name="console exporter")
     if exporter == "otlp":
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -216,9 +222,10 @@ def _exporter_processor(exporter: Any) -> SpanProcessor | None:
             )
             return None
         # Honours the standard OTEL_EXPORTER_OTLP_* variables.
-        return BatchSpanProcessor(OTLPSpanExporter())
+        return BoundedBatchProcessor(OTLPSpanExporter(), name="OTLP exporter")
     if isinstance(exporter, SpanExporter):
-        return BatchSpanProcessor(exporter)
+        # Not OpenTelemetry's BatchSpanProcessor: see agentops._batch for why.
+        return BoundedBatchProcessor(exporter, name=type(exporter).__name__)
     logger.warning("agentops: %r is neither an exporter nor a span processor; ignored", exporter)
     return None
 

@@ -45,8 +45,9 @@ class AgentOpsRouter:
     * reads and writes of :class:`~agentops_django.models.Trace`,
       :class:`~agentops_django.models.Span` and
       :class:`~agentops_django.models.WriterStats` go to that alias;
-    * their migrations run on that alias only;
-    * for other apps it has no opinion (``None``), so the next router or
+    * their migrations run on that alias only, and (when it is not
+      ``default``) no other app's migrations run there;
+    * otherwise it has no opinion (``None``), so the next router or
       Django's default decides.
     """
 
@@ -62,6 +63,9 @@ class AgentOpsRouter:
         return None
 
     def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints: Any) -> bool | None:
+        traces = database()
         if app_label == APP_LABEL:
-            return db == database()
+            return db == traces
+        if db == traces and traces != DEFAULT_DB_ALIAS:
+            return False  # the traces database holds traces only
         return None

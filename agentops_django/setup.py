@@ -81,7 +81,7 @@ def apply_writer_setting() -> None:
     global _writer
     if not _initialised or not agentops.is_initialized():
         return
-    from agentops_django.exporter import get_processor
+    from agentops_django.writer import get_processor
 
     wanted = get_config().writes_to_database
     if wanted and (_writer is None or _writer._stopping):

@@ -27,8 +27,8 @@ from django.db import transaction
 from opentelemetry.sdk.trace import ReadableSpan
 
 from agentops.testing import CapturedSpans, captured_spans
-from agentops_django._store import write_batch
 from agentops_django.conf import get_config
+from agentops_django.writer import write_batch
 
 
 def store_spans(spans: Iterable[ReadableSpan], using: str | None = None) -> int:

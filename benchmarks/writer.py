@@ -115,7 +115,7 @@ def make_spans(count: int, seed: int) -> list:
 
 
 def feed(spans: list) -> tuple[int, float]:
-    from agentops_django.exporter import get_processor
+    from agentops_django.writer import get_processor
 
     processor = get_processor()
     begin = time.perf_counter()
@@ -166,7 +166,7 @@ def run(count: int, processes: int) -> None:
 
     from django.db import connections
 
-    from agentops_django import exporter
+    from agentops_django.writer import _processor as exporter
 
     spans = make_spans(count, seed=processes)
     cpu_before = time.process_time()

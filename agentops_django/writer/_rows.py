@@ -1,7 +1,7 @@
 """Turning finished spans into database rows and trace-summary rows.
 
-Used only by the writer thread (:mod:`agentops_django.exporter`, through
-:mod:`agentops_django._store`). Conversion is kept cheap: ids as hex, times
+Used only by the writer thread (:mod:`agentops_django.writer`, through
+:mod:`agentops_django.writer._store`). Conversion is kept cheap: ids as hex, times
 as datetimes (Django's text form on SQLite), attributes, events and links as
 JSON text, and what the trace summary needs (tokens, cost, errors, root rank).
 

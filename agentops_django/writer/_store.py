@@ -29,8 +29,8 @@ from django.db import DatabaseError, IntegrityError, connections
 from django.db.backends.utils import CursorWrapper
 from opentelemetry.sdk.trace import ReadableSpan
 
-from agentops_django import _rows
-from agentops_django._rows import SPAN_COLUMNS, TRACE_COLUMNS
+from agentops_django.writer import _rows
+from agentops_django.writer._rows import SPAN_COLUMNS, TRACE_COLUMNS
 
 SPAN_TABLE = "agentops_django_span"
 TRACE_TABLE = "agentops_django_trace"
@@ -42,7 +42,7 @@ CHUNK = 1000
 
 
 def _adapt(value: dt.datetime, sqlite: Any) -> Any:
-    """A Python datetime for the database (``sqlite`` as :func:`agentops_django._rows.timestamp` takes it)."""
+    """A Python datetime for the database (``sqlite`` as :func:`agentops_django.writer._rows.timestamp` takes it)."""
     if sqlite is False:
         return value
     if sqlite is True:
@@ -224,6 +224,19 @@ def upsert_traces_sql(count: int, postgres: bool) -> str:
         f"{_source(TRACE_COLUMNS, count, postgres, frozenset({'tags'}))} "
         f"ON CONFLICT (trace_id) DO UPDATE SET {', '.join(assignments)}"
     )
+
+
+def store_writer_stats(alias: str, host: str, pid: int, started: dt.datetime, counters: Sequence[int]) -> None:
+    """Upsert one process's writer counters (``written``, ``dropped``, ``errors``: absolute values).
+
+    Raises:
+        DatabaseError: If the database fails.
+    """
+    connection = connections[alias]
+    times = _rows.time_format(connection.vendor)
+    params = [host, pid, _adapt(started, times), *counters, _adapt(dt.datetime.now(dt.UTC), times)]
+    with _cursor(connection) as cursor:
+        cursor.execute(upsert_stats_sql(), params)
 
 
 def upsert_stats_sql() -> str:

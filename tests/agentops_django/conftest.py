@@ -14,7 +14,7 @@ import pytest
 
 from agentops.testing import CapturedSpans, captured_spans
 from agentops_django import setup
-from agentops_django.exporter import DatabaseSpanProcessor, get_processor
+from agentops_django.writer import DatabaseSpanProcessor, get_processor
 
 #: The AGENTOPS setting of tests/settings.py, which each test builds on.
 BASE_SETTINGS = {"BATCH_INTERVAL": 0.05, "INSTRUMENT_LLM_CALLS": False, "WRITE_DURING_TESTS": True}

@@ -22,8 +22,8 @@ import agentops
 import agentops.testing
 from agentops_django import testing
 from agentops_django.conf import detect_test_run, get_config
-from agentops_django.exporter import DatabaseSpanProcessor
 from agentops_django.models import Span, Trace
+from agentops_django.writer import DatabaseSpanProcessor
 
 
 def writers() -> list[Any]:

@@ -9,7 +9,7 @@ import agentops.testing
 from agentops.integrations import scope
 from agentops_django import setup
 from agentops_django.conf import MIDDLEWARE_PATH
-from agentops_django.exporter import DatabaseSpanProcessor, get_processor
+from agentops_django.writer import DatabaseSpanProcessor, get_processor
 
 
 def test_ready_put_the_middleware_first_and_only_once() -> None:

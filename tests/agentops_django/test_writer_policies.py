@@ -26,9 +26,8 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 
 import agentops
-from agentops_django import exporter
-from agentops_django.exporter import DatabaseSpanProcessor
 from agentops_django.models import Span, Trace, WriterStats
+from agentops_django.writer import DatabaseSpanProcessor
 from tests.agentops_django.test_exporter import make_span, new_trace_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,8 +84,8 @@ def test_a_task_whose_caller_is_in_another_process_also_keeps_its_place(make_wri
 def test_drop_warnings_give_the_exact_count_of_each_window(
     make_writer: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(exporter, "WARN_INTERVAL", 0.3)
     writer = make_writer(queue_size=10, batch_size=1000, batch_interval=0.05)
+    writer.warn_interval = 0.3
     trace_id = new_trace_id()
     for n in range(2, 32):  # 30 spans at once into a queue of 10
         writer.on_end(make_span(trace_id, n, 1))
@@ -104,8 +103,8 @@ def test_drop_warnings_give_the_exact_count_of_each_window(
 
 def test_counters_are_stored_while_the_process_is_idle(make_writer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Drops after the last store reach the admin within a stats interval, without further spans."""
-    monkeypatch.setattr(exporter, "STATS_INTERVAL", 0.3)
     writer = make_writer(queue_size=2, batch_size=1000, batch_interval=0.05)
+    writer.stats_interval = 0.3
     writer.on_end(make_span(new_trace_id(), 1))
     assert writer.force_flush(30_000)
     for _ in range(5):
@@ -121,16 +120,16 @@ def test_counters_are_stored_while_the_process_is_idle(make_writer: Any, monkeyp
 def test_a_quiet_writer_closes_its_connection_and_opens_a_new_one_for_the_next_batch(
     make_writer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(exporter, "IDLE_CLOSE", 0.2)
     opened: list[int] = []
 
     def count(sender: Any, connection: Any, **kwargs: Any) -> None:
-        if threading.current_thread().name == "agentops-db-writer":
+        if threading.current_thread().name == "agentops database writer":
             opened.append(id(connection))
 
     connection_created.connect(count)
     try:
         writer = make_writer(batch_interval=0.01)
+        writer.idle_close = 0.2
         writer.on_end(make_span(new_trace_id(), 1))
         assert writer.force_flush(30_000)
         assert len(opened) == 1
@@ -145,7 +144,7 @@ def test_a_quiet_writer_closes_its_connection_and_opens_a_new_one_for_the_next_b
 
 def _writer_connection_closed(writer: DatabaseSpanProcessor) -> bool:
     """The writer has been idle past ``IDLE_CLOSE`` (its thread-local connection is out of reach here)."""
-    return time.monotonic() - writer._used_at >= exporter.IDLE_CLOSE + 0.2
+    return time.monotonic() - writer.exporter.used_at >= writer.idle_close + 0.2
 
 
 def _traced_work_in_a_pool() -> None:

@@ -3,7 +3,7 @@
 Span names, attributes, events and status messages with lone surrogates, NUL
 characters, huge strings and markup; task arguments and results that are
 huge, recursive, not JSON, binary or full of surrogates; all written through
-:class:`~agentops_django.exporter.DatabaseSpanProcessor` into SQLite and into
+:class:`~agentops_django.writer.DatabaseSpanProcessor` into SQLite and into
 PostgreSQL (a private cluster) in the same batches as normal spans. The
 normal spans must all be stored; a hostile span is stored in a safe form (or,
 at worst, dropped and counted); every span is written or counted as dropped.
@@ -26,7 +26,7 @@ from opentelemetry.trace import Status, StatusCode
 
 import agentops
 from agentops_django import celery_signals
-from agentops_django.exporter import DatabaseSpanProcessor
+from agentops_django.writer import DatabaseSpanProcessor
 from tests.faults import harness
 
 pytestmark = [pytest.mark.faults]

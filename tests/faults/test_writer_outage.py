@@ -1,6 +1,6 @@
 """The database writer through a database outage: the host never waits, and nothing is lost silently.
 
-The writer (:class:`agentops_django.exporter.DatabaseSpanProcessor`) runs in
+The writer (:class:`agentops_django.writer.DatabaseSpanProcessor`) runs in
 this process on an alias that points at a private PostgreSQL cluster, which
 the test stops (``pg_ctl -m immediate``: connections are cut, as in a crash)
 and starts again while spans keep ending.
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from agentops_django.exporter import DatabaseSpanProcessor
+from agentops_django.writer import DatabaseSpanProcessor
 from tests.faults import harness
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.allow_internal_errors]

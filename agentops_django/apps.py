@@ -13,10 +13,10 @@ class AgentOpsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Register the checks and run :func:`agentops_django.setup.setup` (once per process)."""
+        """Register the checks and run :func:`agentops_django._wiring.setup` (once per process)."""
         from agentops_django import (
+            _wiring,
             checks,  # noqa: F401 - registers the system checks
-            setup,
         )
 
-        setup.setup()
+        _wiring.setup()

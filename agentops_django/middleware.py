@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.core.signals import got_request_exception
 from django.http import FileResponse
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
@@ -124,14 +123,13 @@ class AgentOpsMiddleware:
             traced.exception = exception
 
 
-def _on_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
+def on_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
     """Remember exceptions that never reached ``process_exception`` (raised by other middleware)."""
     traced = getattr(request, REQUEST_ATTRIBUTE, None)
     if traced is not None and traced.exception is None:
         traced.exception = sys.exc_info()[1]
 
 
-got_request_exception.connect(_on_request_exception, dispatch_uid="agentops_django.middleware")
 
 
 def _internal_error(where: str, exc: Exception) -> None:

@@ -32,7 +32,7 @@ import pytest
 from celery import Celery
 
 from agentops.testing import CapturedSpans, captured_spans
-from agentops_django import celery_signals
+from agentops_django import celery as celery_signals
 from tests.conftest import IN_CI, require_server
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agentops.testing import CapturedSpans, captured_spans
-from agentops_django import setup
+from agentops_django import _wiring as setup
 from agentops_django.writer import DatabaseSpanProcessor, get_processor
 
 #: The AGENTOPS setting of tests/settings.py, which each test builds on.

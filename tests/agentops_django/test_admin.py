@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from agentops_django import admin as trace_admin
+from agentops_django.admin._paginator import EstimatedCountPaginator
 from agentops_django.models import Span, Trace, WriterStats
-from agentops_django.paginator import EstimatedCountPaginator
 
 pytestmark = pytest.mark.django_db
 
@@ -405,7 +405,7 @@ def test_the_list_gives_an_exact_count_below_the_cap(admin_client):
 def test_the_unfiltered_count_on_postgresql_is_the_planner_estimate(client, superuser, monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("pg_class.reltuples exists on PostgreSQL only (AGENTOPS_TEST_DATABASE=postgres)")
-    from agentops_django import paginator
+    from agentops_django.admin import _paginator as paginator
 
     monkeypatch.setattr(paginator, "EXACT_BELOW", 1)
     for i in range(4):

@@ -19,7 +19,7 @@ import pytest
 from celery import chain, chord, group
 
 import agentops
-from agentops_django import celery_signals as cs
+from agentops import semconv
 from agentops_django.models import Span, Trace
 from tests.agentops_django.celery_fixtures import (
     DEADLINE,
@@ -56,7 +56,7 @@ def task_rows(task_ids: Iterable[str]) -> dict[str, list[Span]]:
     wanted = set(task_ids)
     found: dict[str, list[Span]] = {task_id: [] for task_id in wanted}
     for row in Span.objects.filter(kind__in=["publish", "celery.task"]):
-        task_id = row.attributes.get(cs.CELERY_TASK_ID)
+        task_id = row.attributes.get(semconv.CELERY_TASK_ID)
         if task_id in wanted:
             found[task_id].append(row)
     return found
@@ -83,7 +83,7 @@ def wait_for_tasks(
 
 def run_row(rows: dict[str, list[Span]], task_id: str, attempt: int = 0) -> Span:
     (row,) = [
-        s for s in rows[task_id] if s.kind == "celery.task" and s.attributes.get(cs.CELERY_TASK_RETRIES) == attempt
+        s for s in rows[task_id] if s.kind == "celery.task" and s.attributes.get(semconv.CELERY_TASK_RETRIES) == attempt
     ]
     return row
 
@@ -116,9 +116,9 @@ def test_delay_apply_async_and_send_task_from_a_trace_reach_the_worker_process(w
         assert publish.parent_span_id == caller.span_id
         assert run.parent_span_id == publish.span_id
         assert run.status == "OK"
-        assert run.attributes[cs.CELERY_TASK_STATE] == "SUCCESS"
+        assert run.attributes[semconv.CELERY_TASK_STATE] == "SUCCESS"
         assert run.attributes["messaging.destination.name"] == worker.conf.task_default_queue
-        assert run.attributes[cs.CELERY_QUEUE_WAIT_MS] >= 0
+        assert run.attributes[semconv.CELERY_QUEUE_WAIT_MS] >= 0
     wait_for(lambda: Trace.objects.filter(trace_id=caller.trace_id, span_count__gte=7).exists(), "the trace summary")
     assert_one_tree(caller.trace_id, caller.span_id)
 
@@ -161,8 +161,8 @@ def test_retries_in_a_worker_process_are_spans_of_one_trace(worker, writer, wait
     assert result.get(timeout=DEADLINE) == 2
     rows = wait_for_tasks(wait_for, [result.id], runs=3, publishes=3)
     attempts = [run_row(rows, result.id, n) for n in range(3)]
-    assert [a.attributes[cs.CELERY_TASK_STATE] for a in attempts] == ["RETRY", "RETRY", "SUCCESS"]
-    assert [e["name"] for e in attempts[0].events] == [cs.CELERY_RETRY_EVENT]
+    assert [a.attributes[semconv.CELERY_TASK_STATE] for a in attempts] == ["RETRY", "RETRY", "SUCCESS"]
+    assert [e["name"] for e in attempts[0].events] == [semconv.CELERY_RETRY_EVENT]
     for n in range(2):
         republish = publish_row(rows, result.id, n + 1)
         assert republish.parent_span_id == attempts[n].span_id
@@ -194,7 +194,7 @@ def test_eta_in_a_worker_process_is_not_counted_as_queue_wait(worker, writer, wa
     run, publish = run_row(rows, result.id), publish_row(rows, result.id)
     waited_ms = (run.started_at - publish.started_at).total_seconds() * 1000
     # Counted from publish it would be about waited_ms; counted from the eta, ~500 ms less.
-    assert 0 <= run.attributes[cs.CELERY_QUEUE_WAIT_MS] <= max(0.0, waited_ms - 400)
+    assert 0 <= run.attributes[semconv.CELERY_QUEUE_WAIT_MS] <= max(0.0, waited_ms - 400)
 
 
 def test_a_request_that_enqueues_a_canvas_is_one_trace(worker, writer, live_server, wait_for):

@@ -16,7 +16,9 @@ from opentelemetry.trace import SpanKind as OTelSpanKind
 from opentelemetry.trace import StatusCode
 
 import agentops
-from agentops_django import celery_signals as cs
+from agentops import semconv
+from agentops_django import celery as cs
+from agentops_django.celery import _headers, _publish, _state
 from tests.agentops_django.celery_fixtures import traced
 from tests.testapp import tasks
 
@@ -51,8 +53,8 @@ def test_an_eager_task_is_a_child_of_the_current_span(eager, traced):
     assert result.get() == 4
     run = traced.one("testapp.add")
     assert run.parent.span_id == caller.span.get_span_context().span_id
-    assert run.attributes[cs.CELERY_TASK_EAGER] is True
-    assert run.attributes[cs.CELERY_TASK_STATE] == "SUCCESS"
+    assert run.attributes[semconv.CELERY_TASK_EAGER] is True
+    assert run.attributes[semconv.CELERY_TASK_STATE] == "SUCCESS"
     assert not [s for s in traced if s.kind is OTelSpanKind.PRODUCER]
 
 
@@ -90,9 +92,9 @@ def test_eager_retries_are_attempts_of_one_trace(eager, traced):
     with agentops.start_trace("caller") as caller:
         assert tasks.flaky.delay(2).get() == 2
     runs = traced.named("testapp.flaky")
-    assert [r.attributes[cs.CELERY_TASK_RETRIES] for r in runs] == [0, 1, 2]
+    assert [r.attributes[semconv.CELERY_TASK_RETRIES] for r in runs] == [0, 1, 2]
     assert {r.context.trace_id for r in runs} == {caller.span.get_span_context().trace_id}
-    assert [r.attributes[cs.CELERY_TASK_STATE] for r in runs] == ["RETRY", "RETRY", "SUCCESS"]
+    assert [r.attributes[semconv.CELERY_TASK_STATE] for r in runs] == ["RETRY", "RETRY", "SUCCESS"]
 
 
 def test_an_eager_call_can_ask_for_a_new_trace(eager, traced):
@@ -109,9 +111,9 @@ def test_task_arguments_and_results_are_redacted(eager, traced):
     """Arguments and results are recorded as JSON with secrets masked."""
     tasks.secret.delay(api_key="sk-live", value=3)
     run = traced.one("testapp.secret")
-    assert "sk-live" not in run.attributes[cs.CELERY_TASK_KWARGS]
-    assert "hunter2" not in run.attributes[cs.CELERY_TASK_RESULT]
-    assert '"value":3' in run.attributes[cs.CELERY_TASK_RESULT]
+    assert "sk-live" not in run.attributes[semconv.CELERY_TASK_KWARGS]
+    assert "hunter2" not in run.attributes[semconv.CELERY_TASK_RESULT]
+    assert '"value":3' in run.attributes[semconv.CELERY_TASK_RESULT]
 
 
 def test_no_content_is_recorded_when_capture_is_off(eager, agentops_init):
@@ -121,8 +123,8 @@ def test_no_content_is_recorded_when_capture_is_off(eager, agentops_init):
     with agentops.testing.captured_spans() as spans:
         tasks.add.delay(1, 2)
     attributes = spans.one("testapp.add").attributes
-    assert cs.CELERY_TASK_ARGS not in attributes
-    assert cs.CELERY_TASK_RESULT not in attributes
+    assert semconv.CELERY_TASK_ARGS not in attributes
+    assert semconv.CELERY_TASK_RESULT not in attributes
 
 
 def test_tasks_run_untouched_before_agentops_is_initialised(eager):
@@ -134,7 +136,7 @@ def test_tasks_run_untouched_before_agentops_is_initialised(eager):
 
 # --- reading the context from task.request --------------------------------------
 def caller_of(request: RequestContext) -> trace_api.SpanContext:
-    ctx = cs._propagator.extract(request, context=Context(), getter=cs._getter)
+    ctx = _headers._propagator.extract(request, context=Context(), getter=_headers._getter)
     return trace_api.get_current_span(ctx).get_span_context()
 
 
@@ -184,7 +186,7 @@ def test_a_task_with_a_malformed_header_starts_a_fresh_trace(traced):
         task.pop_request()
     run = traced.one("testapp.add")
     assert run.parent is None
-    assert run.attributes[cs.CELERY_TASK_STATE] == "SUCCESS"
+    assert run.attributes[semconv.CELERY_TASK_STATE] == "SUCCESS"
 
 
 # --- signals that do not come in pairs ------------------------------------------------
@@ -211,10 +213,10 @@ def test_a_task_never_inherits_the_context_of_a_task_whose_postrun_never_came(tr
     assert trace_api.get_current_span().is_recording()  # task N's span is current, as it should be mid-task
     run_signals(task, "n-plus-1", None, postrun=True)
     lost, nxt = traced.named("testapp.whoami")
-    assert lost.attributes[cs.CELERY_TASK_ID] == "n"
-    assert lost.attributes[cs.CELERY_TASK_STATE] == "LOST"
+    assert lost.attributes[semconv.CELERY_TASK_ID] == "n"
+    assert lost.attributes[semconv.CELERY_TASK_STATE] == "LOST"
     assert lost.attributes["agentops.end_state"] == "Indeterminate"
-    assert nxt.attributes[cs.CELERY_TASK_ID] == "n-plus-1"
+    assert nxt.attributes[semconv.CELERY_TASK_ID] == "n-plus-1"
     assert nxt.parent is None
     assert nxt.context.trace_id != lost.context.trace_id
     assert context_api.get_current() == before
@@ -232,8 +234,8 @@ def test_an_eager_task_whose_postrun_never_came_is_ended_with_its_caller_task(tr
     signals.task_postrun.send(sender=outer, task_id="outer", task=outer, args=(), kwargs={}, retval=1, state="SUCCESS")
     outer.pop_request()
     lost = traced.one("testapp.add")
-    assert lost.attributes[cs.CELERY_TASK_STATE] == "LOST"
-    assert traced.one("testapp.nested").attributes[cs.CELERY_TASK_STATE] == "SUCCESS"
+    assert lost.attributes[semconv.CELERY_TASK_STATE] == "LOST"
+    assert traced.one("testapp.nested").attributes[semconv.CELERY_TASK_STATE] == "SUCCESS"
     assert context_api.get_current() == before
     cs.close_open_spans()
     assert len(traced) == 2  # nothing else was left open
@@ -272,8 +274,8 @@ def test_a_publish_that_fails_still_ends_its_span(traced, monkeypatch):
     (span,) = traced.named("publish testapp.add")
     assert span.status.status_code is StatusCode.ERROR
     # Another thread's publishes end it once it is older than the timeout.
-    monkeypatch.setattr(cs, "PENDING_PUBLISH_TIMEOUT", 0.0)
-    monkeypatch.setattr(cs._registry, "next_sweep", 0.0)
+    monkeypatch.setattr(_publish, "PENDING_PUBLISH_TIMEOUT", 0.0)
+    monkeypatch.setattr(_state._registry, "next_sweep", 0.0)
     worker = threading.Thread(target=refused_publish)
     worker.start()
     worker.join()
@@ -289,7 +291,7 @@ def test_a_worker_child_closes_open_spans_before_it_exits(traced):
     run_signals(task, "killed", TRACEPARENT, postrun=False)
     signals.worker_process_shutdown.send(sender=None, pid=0, exitcode=0)
     (span,) = traced.named("testapp.whoami")
-    assert span.attributes[cs.CELERY_TASK_STATE] == "LOST"
+    assert span.attributes[semconv.CELERY_TASK_STATE] == "LOST"
     assert trace_api.get_current_span() is trace_api.INVALID_SPAN
 
 
@@ -303,7 +305,7 @@ def test_a_process_that_exits_after_a_refused_publish_still_exports_its_span(tmp
     script.write_text(
         "import agentops\n"
         "from celery import Celery\n"
-        "from agentops_django import celery_signals\n"
+        "from agentops_django import celery as celery_signals\n"
         "agentops.init(auto_start_session=False, instrument_llm_calls=False, exporters=['console'])\n"
         "celery_signals.connect()\n"
         "app = Celery('dead', broker='redis://127.0.0.1:1/0', set_as_current=False)\n"

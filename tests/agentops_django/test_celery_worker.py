@@ -17,8 +17,9 @@ from opentelemetry.trace import SpanKind as OTelSpanKind
 from opentelemetry.trace import StatusCode
 
 import agentops
+from agentops import semconv
 from agentops.testing import CapturedSpans
-from agentops_django import celery_signals as cs
+from agentops_django import celery as cs
 from tests.agentops_django.celery_fixtures import (
     DEADLINE,
     make_app,
@@ -66,7 +67,7 @@ def publish_of(spans: CapturedSpans, task_id: str, retries: int = 0) -> Any:
     found = [
         s
         for s in spans
-        if s.attributes.get(cs.CELERY_TASK_ID) == task_id and s.kind is OTelSpanKind.PRODUCER
+        if s.attributes.get(semconv.CELERY_TASK_ID) == task_id and s.kind is OTelSpanKind.PRODUCER
         if s.attributes.get("agentops.span.kind") == "publish"
     ]
     assert found, f"no publish span for task {task_id}"
@@ -81,8 +82,8 @@ def run_of(spans: CapturedSpans, task_id: str, wait: Callable[..., Any], retries
         for s in spans:
             if (
                 s.kind is OTelSpanKind.CONSUMER
-                and s.attributes.get(cs.CELERY_TASK_ID) == task_id
-                and s.attributes.get(cs.CELERY_TASK_RETRIES) == retries
+                and s.attributes.get(semconv.CELERY_TASK_ID) == task_id
+                and s.attributes.get(semconv.CELERY_TASK_RETRIES) == retries
             ):
                 return s
         return None
@@ -114,14 +115,14 @@ def test_delay_runs_the_task_in_a_child_of_the_callers_span(worker_app, traced, 
     assert run.parent.is_remote
     attributes = run.attributes
     assert attributes["agentops.span.kind"] == "celery.task"
-    assert attributes[cs.CELERY_TASK_NAME] == "testapp.add"
-    assert attributes[cs.CELERY_TASK_ROOT_ID] == result.id
-    assert attributes[cs.CELERY_TASK_RETRIES] == 0
-    assert attributes[cs.CELERY_TASK_STATE] == "SUCCESS"
+    assert attributes[semconv.CELERY_TASK_NAME] == "testapp.add"
+    assert attributes[semconv.CELERY_TASK_ROOT_ID] == result.id
+    assert attributes[semconv.CELERY_TASK_RETRIES] == 0
+    assert attributes[semconv.CELERY_TASK_STATE] == "SUCCESS"
     assert attributes["messaging.destination.name"] == worker_app.conf.task_default_queue
-    assert attributes[cs.CELERY_QUEUE_WAIT_MS] >= 0
-    assert json.loads(attributes[cs.CELERY_TASK_ARGS]) == [2, 3]
-    assert json.loads(attributes[cs.CELERY_TASK_RESULT]) == 5
+    assert attributes[semconv.CELERY_QUEUE_WAIT_MS] >= 0
+    assert json.loads(attributes[semconv.CELERY_TASK_ARGS]) == [2, 3]
+    assert json.loads(attributes[semconv.CELERY_TASK_RESULT]) == 5
     assert attributes["agentops.end_state"] == "Success"
     assert run.status.status_code is StatusCode.OK
 
@@ -163,8 +164,8 @@ def test_a_task_enqueued_inside_a_task_stays_in_the_trace(worker_app, traced, wa
     assert outer_seen["span_id"] == hexid(outer.context.span_id)
     assert inner_publish.parent.span_id == outer.context.span_id
     assert inner.parent.span_id == inner_publish.context.span_id
-    assert inner.attributes[cs.CELERY_TASK_PARENT_ID] == result.id
-    assert inner.attributes[cs.CELERY_TASK_ROOT_ID] == result.id
+    assert inner.attributes[semconv.CELERY_TASK_PARENT_ID] == result.id
+    assert inner.attributes[semconv.CELERY_TASK_ROOT_ID] == result.id
     assert {outer.context.trace_id, inner.context.trace_id} == {caller.span.get_span_context().trace_id}
 
 
@@ -197,7 +198,7 @@ def test_a_failing_task_records_the_exception_with_its_traceback(worker_app, tra
     assert run.status.status_code is StatusCode.ERROR
     assert "kaput" in run.status.description
     assert run.attributes["agentops.end_state"] == "Error"
-    assert run.attributes[cs.CELERY_TASK_STATE] == "FAILURE"
+    assert run.attributes[semconv.CELERY_TASK_STATE] == "FAILURE"
     (event,) = [e for e in run.events if e.name == "exception"]
     assert event.attributes["exception.type"].endswith("ValueError")
     assert "raise ValueError(message)" in event.attributes["exception.stacktrace"]
@@ -212,14 +213,14 @@ def test_each_retry_is_a_span_of_the_same_trace(worker_app, traced, wait_for):
     trace_id = caller.span.get_span_context().trace_id
     assert {a.context.trace_id for a in attempts} == {trace_id}
     for n, attempt in enumerate(attempts[:2]):
-        assert attempt.attributes[cs.CELERY_TASK_STATE] == "RETRY"
-        (event,) = [e for e in attempt.events if e.name == cs.CELERY_RETRY_EVENT]
-        assert f"attempt {n} failed" in event.attributes[cs.CELERY_RETRY_REASON]
+        assert attempt.attributes[semconv.CELERY_TASK_STATE] == "RETRY"
+        (event,) = [e for e in attempt.events if e.name == semconv.CELERY_RETRY_EVENT]
+        assert f"attempt {n} failed" in event.attributes[semconv.CELERY_RETRY_REASON]
         assert attempt.status.status_code is not StatusCode.ERROR
         republish = publish_of(traced, result.id, retries=n + 1)
         assert republish.parent.span_id == attempt.context.span_id
         assert attempts[n + 1].parent.span_id == republish.context.span_id
-    assert attempts[2].attributes[cs.CELERY_TASK_STATE] == "SUCCESS"
+    assert attempts[2].attributes[semconv.CELERY_TASK_STATE] == "SUCCESS"
 
 
 def test_a_retry_keeps_the_trace_headers_and_the_callers_custom_headers(worker_app, traced, wait_for):
@@ -245,7 +246,7 @@ def test_countdown_is_not_counted_as_queue_wait(worker_app, traced, wait_for):
     publish = publish_of(traced, result.id)
     waited_ms = (run.start_time - publish.start_time) / 1e6
     # Counted from publish it would be about waited_ms; counted from the due time, ~500 ms less.
-    assert 0 <= run.attributes[cs.CELERY_QUEUE_WAIT_MS] <= max(0.0, waited_ms - 400)
+    assert 0 <= run.attributes[semconv.CELERY_QUEUE_WAIT_MS] <= max(0.0, waited_ms - 400)
 
 
 def test_chain_group_and_chord_are_one_trace(worker_app, traced, wait_for):
@@ -267,7 +268,7 @@ def test_chain_group_and_chord_are_one_trace(worker_app, traced, wait_for):
     for run in runs:
         publish = by_id[run.parent.span_id]
         assert publish.kind is OTelSpanKind.PRODUCER
-        assert publish.attributes[cs.CELERY_TASK_ID] == run.attributes[cs.CELERY_TASK_ID]
+        assert publish.attributes[semconv.CELERY_TASK_ID] == run.attributes[semconv.CELERY_TASK_ID]
         assert publish.parent.span_id in by_id  # the caller or a task span
     # Chain steps 2 and 3 are published by the step before them.
     step_ids = []
@@ -276,10 +277,10 @@ def test_chain_group_and_chord_are_one_trace(worker_app, traced, wait_for):
         step_ids.append(node.id)
         node = node.parent
     first, second, third = [run_of(traced, i, wait_for) for i in reversed(step_ids)]
-    assert publish_of(traced, second.attributes[cs.CELERY_TASK_ID]).parent.span_id == first.context.span_id
-    assert publish_of(traced, third.attributes[cs.CELERY_TASK_ID]).parent.span_id == second.context.span_id
+    assert publish_of(traced, second.attributes[semconv.CELERY_TASK_ID]).parent.span_id == first.context.span_id
+    assert publish_of(traced, third.attributes[semconv.CELERY_TASK_ID]).parent.span_id == second.context.span_id
     members = [run_of(traced, r.id, wait_for) for r in grouped.results]
-    assert len({m.attributes[cs.CELERY_TASK_GROUP] for m in members}) == 1
+    assert len({m.attributes[semconv.CELERY_TASK_GROUP] for m in members}) == 1
     header_span_ids = {run_of(traced, r.id, wait_for).context.span_id for r in chorded.parent.results}
     assert publish_of(traced, chorded.id).parent.span_id in header_span_ids
 
@@ -298,7 +299,7 @@ def test_fan_out_per_call_starts_a_new_trace_linked_to_the_caller(worker_app, tr
     assert link.context.span_id == publish.context.span_id
     assert link.context.trace_id == caller.span.get_span_context().trace_id
     # The caller's trace must not wait for a task that runs elsewhere (see the admin's "never ran").
-    assert publish.attributes[cs.CELERY_NEW_TRACE] is True
+    assert publish.attributes[semconv.CELERY_NEW_TRACE] is True
 
 
 def test_fan_out_per_task_starts_a_new_trace_linked_to_the_caller(worker_app, traced, wait_for):
@@ -312,7 +313,7 @@ def test_fan_out_per_task_starts_a_new_trace_linked_to_the_caller(worker_app, tr
     for run in runs:
         assert run.parent is None
         assert [link.context.trace_id for link in run.links] == [caller_trace]
-    assert all(publish_of(traced, r.id).attributes[cs.CELERY_NEW_TRACE] is True for r in results.results)
+    assert all(publish_of(traced, r.id).attributes[semconv.CELERY_NEW_TRACE] is True for r in results.results)
 
 
 def test_retries_of_a_new_trace_task_stay_in_the_new_trace(worker_app, traced, wait_for):

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from agentops_django import otlp_json
+from agentops_django.admin import _otlp as otlp_json
 from tests.agentops_django.test_admin import make_chain_trace, make_trace
 
 pytestmark = pytest.mark.django_db

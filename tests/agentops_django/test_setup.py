@@ -7,7 +7,7 @@ from typing import Any
 import agentops
 import agentops.testing
 from agentops.integrations import scope
-from agentops_django import setup
+from agentops_django import _wiring as setup
 from agentops_django.conf import MIDDLEWARE_PATH
 from agentops_django.writer import DatabaseSpanProcessor, get_processor
 
@@ -68,7 +68,7 @@ def test_disabled_means_no_sdk(configure_agentops: Any) -> None:
 
 
 def test_celery_signal_handlers_are_connected_when_celery_is_installed(monkeypatch: Any) -> None:
-    from agentops_django import celery_signals
+    from agentops_django import celery as celery_signals
 
     calls: list[bool] = []
     monkeypatch.setattr(celery_signals, "connect", lambda: calls.append(True))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentops_django._usage import TOTALS_RULE
-from agentops_django.tree import (
+from agentops_django.admin._tree import (
     ORPHAN_CYCLE,
     ORPHAN_SELF_PARENT,
     build_waterfall,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from agentops_django._usage import number, span_usage
+from agentops_django.admin._page import span_rows
+from agentops_django.admin._tree import totals_of
 from agentops_django.models import Trace
-from agentops_django.trace_page import span_rows
-from agentops_django.tree import totals_of
 from agentops_django.writer import write_batch
 from tests.agentops_django.test_exporter import make_span, new_trace_id
 

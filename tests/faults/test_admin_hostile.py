@@ -25,7 +25,7 @@ from django.test import Client
 from opentelemetry.trace import Status, StatusCode
 
 import agentops
-from agentops_django import setup
+from agentops_django import _wiring as setup
 from agentops_django.models import Span, Trace
 from tests.conftest import IN_CI
 

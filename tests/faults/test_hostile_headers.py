@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agentops.testing import CapturedSpans, captured_spans
-from agentops_django import celery_signals, setup
+from agentops_django import _wiring as setup
+from agentops_django import celery as celery_signals
 from tests.faults import harness
 
 pytestmark = [pytest.mark.faults]

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from opentelemetry.trace import Status, StatusCode
 
 import agentops
-from agentops_django import celery_signals
+from agentops_django import celery as celery_signals
 from agentops_django.writer import DatabaseSpanProcessor
 from tests.faults import harness
 

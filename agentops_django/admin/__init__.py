@@ -3,8 +3,8 @@
 The list reads only the summary columns of :class:`~agentops_django.models.Trace`
 that the writer maintains at ingest; every filter, search and the default
 ordering is served by an index, and the paginator never counts the table (see
-:mod:`agentops_django.paginator`). The change view is replaced by the trace
-picture (:mod:`agentops_django.tree`); ``…/otlp.json`` exports the trace.
+:mod:`agentops_django.admin._paginator`). The change view is replaced by the trace
+picture (:mod:`agentops_django.admin._tree`); ``…/otlp.json`` exports the trace.
 
 Nothing here can change a trace. Deleting needs the delete permission and goes
 through :func:`agentops_django.prune.delete_traces` (batched, spans first).
@@ -40,13 +40,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from agentops_django import otlp_json, prune
+from agentops_django import prune
 from agentops_django._usage import TOTALS_RULE
-from agentops_django.conf import get_config
-from agentops_django.models import Span, Trace, TraceStatus, WriterStats
-from agentops_django.paginator import EstimatedCountPaginator
-from agentops_django.routers import database
-from agentops_django.trace_page import (
+from agentops_django.admin import _otlp as otlp_json
+from agentops_django.admin._page import (
     DASH,
     HEX32,
     format_cost,
@@ -56,7 +53,11 @@ from agentops_django.trace_page import (
     span_detail,
     span_rows,
 )
-from agentops_django.tree import build_waterfall
+from agentops_django.admin._paginator import EstimatedCountPaginator
+from agentops_django.admin._tree import build_waterfall
+from agentops_django.conf import get_config
+from agentops_django.models import Span, Trace, TraceStatus, WriterStats
+from agentops_django.routers import database
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.core.signals import setting_changed
+from django.core.signals import got_request_exception, setting_changed
 from django.dispatch import receiver
 
 import agentops
@@ -103,9 +103,15 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 def install_middleware() -> bool:
     """Put the middleware first in ``settings.MIDDLEWARE`` unless it is listed already.
 
+    Also connects Django's ``got_request_exception``, which tells the
+    middleware of exceptions raised by other middleware.
+
     Returns:
         True if it was added.
     """
+    from agentops_django.middleware import on_request_exception
+
+    got_request_exception.connect(on_request_exception, dispatch_uid="agentops_django.middleware")
     current = getattr(settings, "MIDDLEWARE", None)
     if current is None or MIDDLEWARE_PATH in current:
         return False
@@ -124,12 +130,25 @@ def connect_celery() -> bool:
     except ImportError:
         return False
     try:
-        from agentops_django import celery_signals
+        from celery import signals
+
+        from agentops_django import celery as celery_tracing
     except ImportError:
         logger.debug("agentops_django: Celery signal handlers not available", exc_info=True)
         return False
-    celery_signals.connect()
+    celery_tracing.connect()
+    # A prefork child sets itself up again (its writer thread, its state).
+    signals.worker_process_init.connect(_on_worker_process_init, weak=False, dispatch_uid=_WORKER_INIT_UID)
     return True
+
+
+_WORKER_INIT_UID = "agentops_django._wiring.worker_process_init"
+
+
+def _on_worker_process_init(**_: Any) -> None:
+    with capture_internal_exceptions("celery worker_process_init"):
+        if settings.configured:  # not a Django worker: nothing of ours to set up
+            setup()
 
 
 def reset() -> None:

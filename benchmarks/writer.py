@@ -226,7 +226,8 @@ def main() -> None:
 
     settings.AGENTOPS = {
         "ENABLED": False,
-        "QUEUE_SIZE": args.spans + 1,
+        # Room for every span: the last 5% of a queue is kept for the spans that name a trace.
+        "QUEUE_SIZE": int(args.spans / 0.95) + 1,
         "BATCH_SIZE": args.batch_size or 1_000,
         "BATCH_INTERVAL": 0.05,
     }

@@ -77,7 +77,7 @@ _ROOT_KINDS = frozenset({semconv.SpanKind.REQUEST, semconv.SpanKind.CELERY_TASK}
 _TRACE_KIND = {semconv.SpanKind.REQUEST: "request", semconv.SpanKind.CELERY_TASK: "task"}
 _ERROR = StatusCode.ERROR
 _STATUS_NAMES = {code: code.name for code in StatusCode}
-_dumps = json.JSONEncoder(default=str, separators=(",", ":")).encode
+_dumps = json.JSONEncoder(default=str, separators=(",", ":"), allow_nan=False).encode
 
 
 #: A ``\\uXXXX`` escape of a surrogate that is not half of a pair (what ``json.dumps`` writes for a lone one).
@@ -102,8 +102,9 @@ def _finite(value: Any) -> Any:
 
 
 def _json(value: Any) -> str:
-    text = _dumps(value)
-    if "NaN" in text or "Infinity" in text:  # rare: then look for the numbers no database accepts
+    try:
+        text = _dumps(value)
+    except ValueError:  # NaN or an infinity, which JSON (and so the database) has no number for
         text = _dumps(_finite(value))
     if "\\u0000" in text:  # PostgreSQL's jsonb refuses NUL characters
         text = text.replace("\\u0000", "\\ufffd")

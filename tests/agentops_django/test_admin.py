@@ -328,7 +328,7 @@ def test_the_writer_counters_above_the_list_add_up_only_processes_that_reported_
     gone = WriterStats.objects.create(host="old-worker", pid=11, process_started_at=started, spans_dropped=70)
     WriterStats.objects.filter(pk=gone.pk).update(updated_at=timezone.now() - dt.timedelta(days=2))
     html = admin_client.get(LIST_URL).content.decode()
-    assert "500 spans written" in html and "0 dropped" in html and "(1 process)" in html
+    assert "500 spans written" in html and "0 dropped" in html and "(1 process reporting in the last 24 hours)" in html
     assert "ao-writer--warn" not in html
     assert "old-worker" in admin_client.get("/admin/agentops_django/writerstats/").content.decode()
 

@@ -1,13 +1,15 @@
-"""Instrumentation of the ``anthropic`` client: the Messages API.
+"""Instrumentation of the ``anthropic`` client: the Messages API, and its beta.
 
-Patched (sync and async): ``messages.create`` (with and without
-``stream=True``), ``messages.parse``, and the ``messages.stream(...)`` helper,
-whose request is recorded when its context manager is entered. Each call is
-one ``CLIENT`` span, ``"chat {model}"``.
+Patched (sync and async), on ``messages`` and ``beta.messages`` alike:
+``create`` (with and without ``stream=True``), ``parse``, and the
+``stream(...)`` helper, whose request is recorded when its context manager is
+entered; ``with_raw_response`` calls go through ``create``. Each call is one
+``CLIENT`` span, ``"chat {model}"``.
 
 ``gen_ai.usage.input_tokens`` counts every input token, cached ones included
 (Anthropic reports cache reads and writes apart from ``input_tokens``), as the
-OpenTelemetry GenAI conventions ask.
+OpenTelemetry GenAI conventions ask; the reads, the writes (and those kept an
+hour, priced apart) and the thinking tokens are recorded apart too.
 
 The anthropic client also emits a span of its own per API call
 (``anthropic.messages.create``) when OpenTelemetry is installed; since the
@@ -23,20 +25,22 @@ from typing import Any
 
 from opentelemetry import context as context_api
 
-from agentops import semconv
+from agentops import _pricing, semconv
 from agentops._guard import capture_internal_exceptions
 from agentops.exceptions import DidNotEnable
 from agentops.integrations._common import (
     Accumulator,
     Adapter,
     Patcher,
-    as_float,
     as_int,
+    as_str,
     async_wrapper,
+    common_request_attributes,
     handle_result,
     is_active,
     plain_list,
     start_call,
+    strings,
     sync_wrapper,
 )
 
@@ -47,6 +51,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise DidNotEnable(f"the anthropic package is not installed or too old ({exc})") from exc
 
+try:
+    from anthropic.resources.beta.messages import AsyncMessages as AsyncBetaMessages
+    from anthropic.resources.beta.messages import Messages as BetaMessages
+except ImportError:  # pragma: no cover - anthropic without the beta Messages API
+    BetaMessages = AsyncBetaMessages = None  # type: ignore[assignment,misc]
+
 logger = logging.getLogger(__name__)
 
 _patcher = Patcher("anthropic")
@@ -54,6 +64,8 @@ _patcher = Patcher("anthropic")
 # name of the anthropic client; without it the helper goes unrecorded).
 _SYNC_REQUEST = "_MessageStreamManager__api_request"
 _ASYNC_REQUEST = "_AsyncMessageStreamManager__api_request"
+_BETA_SYNC_REQUEST = "_BetaMessageStreamManager__api_request"
+_BETA_ASYNC_REQUEST = "_BetaAsyncMessageStreamManager__api_request"
 
 
 def _input_tokens(usage: Any) -> int | None:
@@ -63,6 +75,27 @@ def _input_tokens(usage: Any) -> int | None:
         if value is not None:
             total = (total or 0) + value
     return total
+
+
+def _usage(usage: Any) -> dict[str, Any]:
+    """Token counts (input with the cached ones), cache and thinking details, service tier and speed."""
+    if usage is None:
+        return {}
+    creation = getattr(usage, "cache_creation", None)
+    details = getattr(usage, "output_tokens_details", None)
+    counted = as_int(getattr(usage, "input_tokens", None)) is not None
+    return {
+        semconv.GEN_AI_USAGE_INPUT_TOKENS: _input_tokens(usage) if counted else None,
+        semconv.GEN_AI_USAGE_OUTPUT_TOKENS: as_int(getattr(usage, "output_tokens", None)),
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: as_int(getattr(usage, "cache_read_input_tokens", None)),
+        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: as_int(getattr(usage, "cache_creation_input_tokens", None)),
+        semconv.ANTHROPIC_USAGE_CACHE_CREATION_1H_INPUT_TOKENS: as_int(
+            getattr(creation, "ephemeral_1h_input_tokens", None)
+        ),
+        semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: as_int(getattr(details, "thinking_tokens", None)),
+        semconv.ANTHROPIC_RESPONSE_SERVICE_TIER: as_str(getattr(usage, "service_tier", None)),
+        semconv.ANTHROPIC_RESPONSE_SPEED: as_str(getattr(usage, "speed", None)),
+    }
 
 
 def _parse_json(text: str) -> Any:
@@ -94,8 +127,7 @@ class MessageAccumulator(Accumulator):
         self._id: str | None = None
         self._model: str | None = None
         self._stop_reason: str | None = None
-        self._input_tokens: int | None = None
-        self._output_tokens: int | None = None
+        self._usage: dict[str, Any] = {}
         self._blocks: dict[int, dict[str, Any]] = {}
 
     def add(self, item: Any) -> None:
@@ -104,9 +136,7 @@ class MessageAccumulator(Accumulator):
             message = item.message
             self._id = getattr(message, "id", None)
             self._model = getattr(message, "model", None)
-            usage = getattr(message, "usage", None)
-            self._input_tokens = _input_tokens(usage)
-            self._output_tokens = as_int(getattr(usage, "output_tokens", None))
+            self._usage = _usage(getattr(message, "usage", None))
         elif kind == "content_block_start":
             block = item.content_block
             self._blocks[item.index] = {
@@ -119,27 +149,22 @@ class MessageAccumulator(Accumulator):
         elif kind == "content_block_delta":
             entry = self._blocks.setdefault(item.index, {"type": "text", "text": "", "json": []})
             delta = item.delta
+            self.produced = True  # text, tool input, thinking...
             if getattr(delta, "type", None) == "text_delta":
                 entry["text"] += delta.text
             elif getattr(delta, "type", None) == "input_json_delta":
                 entry["json"].append(delta.partial_json)
         elif kind == "message_delta":
             self._stop_reason = getattr(item.delta, "stop_reason", None) or self._stop_reason
-            usage = getattr(item, "usage", None)
             # message_delta usage is cumulative; input counts appear there in newer API versions.
-            output_tokens = as_int(getattr(usage, "output_tokens", None))
-            if output_tokens is not None:
-                self._output_tokens = output_tokens
-            if as_int(getattr(usage, "input_tokens", None)) is not None:
-                self._input_tokens = _input_tokens(usage)
+            self._usage.update((k, v) for k, v in _usage(getattr(item, "usage", None)).items() if v is not None)
 
     def finish(self) -> None:
         self.attributes = {
             semconv.GEN_AI_RESPONSE_ID: self._id,
             semconv.GEN_AI_RESPONSE_MODEL: self._model,
             semconv.GEN_AI_RESPONSE_FINISH_REASONS: [self._stop_reason] if self._stop_reason else [],
-            semconv.GEN_AI_USAGE_INPUT_TOKENS: self._input_tokens,
-            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: self._output_tokens,
+            **self._usage,
         }
         blocks = []
         for _, block in sorted(self._blocks.items()):
@@ -158,11 +183,17 @@ class MessagesAdapter(Adapter):
     stream_types = (Stream, AsyncStream)
 
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        model = kwargs.get("model")
+        tool_choice = kwargs.get("tool_choice")
         return {
-            semconv.GEN_AI_REQUEST_MODEL: model if isinstance(model, str) and model else None,
+            semconv.GEN_AI_REQUEST_MODEL: as_str(kwargs.get("model")),
             semconv.GEN_AI_REQUEST_MAX_TOKENS: as_int(kwargs.get("max_tokens")),
-            semconv.GEN_AI_REQUEST_TEMPERATURE: as_float(kwargs.get("temperature")),
+            **common_request_attributes(kwargs),
+            semconv.GEN_AI_REQUEST_TOP_K: as_int(kwargs.get("top_k")),
+            semconv.GEN_AI_REQUEST_STOP_SEQUENCES: strings(kwargs.get("stop_sequences")),
+            # Anthropic's tool_choice is an object: {"type": "auto" | "any" | "tool" | "none"}.
+            semconv.AGENTOPS_REQUEST_TOOL_CHOICE: as_str(tool_choice.get("type"))
+            if isinstance(tool_choice, Mapping)
+            else None,
         }
 
     def input_messages(self, kwargs: Mapping[str, Any]) -> list[Any] | None:
@@ -178,14 +209,12 @@ class MessagesAdapter(Adapter):
     def response_attributes(self, result: Any) -> dict[str, Any]:
         if getattr(result, "type", None) != "message":
             return {}  # e.g. a raw response from ``with_raw_response``
-        usage = getattr(result, "usage", None)
         stop_reason = getattr(result, "stop_reason", None)
         return {
             semconv.GEN_AI_RESPONSE_ID: getattr(result, "id", None),
             semconv.GEN_AI_RESPONSE_MODEL: getattr(result, "model", None),
             semconv.GEN_AI_RESPONSE_FINISH_REASONS: [stop_reason] if isinstance(stop_reason, str) else [],
-            semconv.GEN_AI_USAGE_INPUT_TOKENS: _input_tokens(usage),
-            semconv.GEN_AI_USAGE_OUTPUT_TOKENS: as_int(getattr(usage, "output_tokens", None)),
+            **_usage(getattr(result, "usage", None)),
         }
 
     def output_messages(self, result: Any) -> list[Any] | None:
@@ -269,15 +298,22 @@ def instrument() -> None:
     if _patcher.active:
         return
     adapter = MessagesAdapter()
-    for method in ("create", "parse"):
-        if method in vars(Messages):
-            _patcher.wrap(Messages, method, sync_wrapper(adapter))
-        if method in vars(AsyncMessages):
-            _patcher.wrap(AsyncMessages, method, async_wrapper(adapter))
-    if "stream" in vars(Messages):
-        _patcher.wrap(Messages, "stream", _stream_helper_wrapper(adapter, _SYNC_REQUEST, is_async=False))
-    if "stream" in vars(AsyncMessages):
-        _patcher.wrap(AsyncMessages, "stream", _stream_helper_wrapper(adapter, _ASYNC_REQUEST, is_async=True))
+    _pricing.warm()
+    for sync_class, async_class, sync_request, async_request in (
+        (Messages, AsyncMessages, _SYNC_REQUEST, _ASYNC_REQUEST),
+        (BetaMessages, AsyncBetaMessages, _BETA_SYNC_REQUEST, _BETA_ASYNC_REQUEST),
+    ):
+        if sync_class is None or async_class is None:
+            continue
+        for method in ("create", "parse"):
+            if method in vars(sync_class):
+                _patcher.wrap(sync_class, method, sync_wrapper(adapter))
+            if method in vars(async_class):
+                _patcher.wrap(async_class, method, async_wrapper(adapter))
+        if "stream" in vars(sync_class):
+            _patcher.wrap(sync_class, "stream", _stream_helper_wrapper(adapter, sync_request, is_async=False))
+        if "stream" in vars(async_class):
+            _patcher.wrap(async_class, "stream", _stream_helper_wrapper(adapter, async_request, is_async=True))
     logger.debug("agentops: anthropic %s instrumented", getattr(anthropic, "__version__", "?"))
 
 

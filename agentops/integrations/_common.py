@@ -11,15 +11,23 @@ the request, the response and the stream's items); :func:`sync_wrapper` and
 * record the response, or the client's exception (re-raised unchanged);
 * hand a stream back inside a :class:`StreamProxy` / :class:`AsyncStreamProxy`,
   which is still an instance of the client's stream class and ends the span
-  when the stream is exhausted, fails, is closed, or is garbage-collected.
+  when the stream is exhausted, fails, is closed, or is garbage-collected;
+  on the way it times the stream (first chunk, first token, chunk count);
+* read the body of a ``with_raw_response`` call (already read by the client)
+  to record it like a parsed response;
+* just before the span ends, flag how the answer ended (cut short, filtered,
+  tool calls) and price the call (:mod:`agentops._pricing`), so every
+  exporter carries the cost.
 
 All of agentops' own work runs inside ``capture_internal_exceptions``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,7 +36,7 @@ from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import SpanKind as OtelSpanKind
 
-from agentops import semconv
+from agentops import _pricing, semconv
 from agentops._guard import capture_internal_exceptions
 from agentops._scopes import mark_failed
 from agentops._serialize import to_json
@@ -67,17 +75,156 @@ def plain_list(value: Any) -> list[Any] | None:
     return None
 
 
-class Accumulator:
-    """Collects a stream's items into the attributes of the call span.
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
-    Subclasses take each item in :meth:`add` and, in :meth:`finish`, set
-    :attr:`attributes` (span attributes) and :attr:`output` (the messages).
+
+def get(value: Any, name: str) -> Any:
+    """``value.name`` or ``value[name]``: request parameters may be dicts or the clients' objects."""
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def strings(value: Any) -> list[str] | None:
+    """A string or a list of strings as a list (``stop="\\n"`` -> ``["\\n"]``)."""
+    if isinstance(value, str):
+        return [value]
+    items = plain_list(value)
+    if items and all(isinstance(item, str) for item in items):
+        return items
+    return None
+
+
+def tool_names(tools: Any) -> list[str] | None:
+    """Names of the tools offered: function tools by name, built-in tools by type."""
+    names = []
+    for tool in plain_list(tools) or ():
+        function = get(tool, "function")
+        name = get(function, "name") if function is not None else None
+        name = name or get(tool, "name") or get(tool, "type")
+        if isinstance(name, str) and name:
+            names.append(name)
+    return names or None
+
+
+def request_parameters(kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The call's keyword arguments over its ``extra_body`` (where parameters the client lacks are sent)."""
+    extra = kwargs.get("extra_body")
+    if isinstance(extra, Mapping) and extra:
+        return {**extra, **{key: value for key, value in kwargs.items() if given(value)}}
+    return kwargs
+
+
+def common_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The request parameters most APIs share, under OpenTelemetry's names."""
+    choices = as_int(kwargs.get("n"))
+    tool_choice = kwargs.get("tool_choice")
+    return {
+        semconv.GEN_AI_REQUEST_TEMPERATURE: as_float(kwargs.get("temperature")),
+        semconv.GEN_AI_REQUEST_TOP_P: as_float(kwargs.get("top_p")),
+        semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY: as_float(kwargs.get("frequency_penalty")),
+        semconv.GEN_AI_REQUEST_PRESENCE_PENALTY: as_float(kwargs.get("presence_penalty")),
+        semconv.GEN_AI_REQUEST_SEED: as_int(kwargs.get("seed")),
+        semconv.GEN_AI_REQUEST_CHOICE_COUNT: choices if choices is not None and choices != 1 else None,
+        semconv.AGENTOPS_REQUEST_TOOL_NAMES: tool_names(kwargs.get("tools")),
+        semconv.AGENTOPS_REQUEST_TOOL_CHOICE: tool_choice if isinstance(tool_choice, str) else None,
+    }
+
+
+#: Finish reasons (of any API) that flag an answer cut short, filtered, or ending in tool calls.
+TRUNCATED = frozenset({"length", "max_tokens", "max_output_tokens", "model_context_window_exceeded"})
+FILTERED = frozenset({"content_filter", "refusal"})
+TOOL_CALLS = frozenset({"tool_calls", "function_call", "tool_use"})
+
+
+def finish_flags(reasons: Any) -> dict[str, Any]:
+    """The ``agentops.response.*`` flags for a list of finish reasons (only those that are true)."""
+    flags: dict[str, Any] = {}
+    for reason in reasons or ():
+        if reason in TRUNCATED:
+            flags[semconv.AGENTOPS_RESPONSE_TRUNCATED] = True
+        elif reason in FILTERED:
+            flags[semconv.AGENTOPS_RESPONSE_FILTERED] = True
+        elif reason in TOOL_CALLS:
+            flags[semconv.AGENTOPS_RESPONSE_TOOL_CALLS] = True
+    return flags
+
+
+class Fields(dict[str, Any]):
+    """A JSON object whose keys read as attributes, as the clients' response objects do (``None`` if absent)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.get(name)
+
+
+def raw_body_possible(result: Any) -> bool:
+    """Whether ``result`` is a client's raw response (``with_raw_response``) rather than a parsed one."""
+    return hasattr(result, "http_response") and hasattr(result, "parse")
+
+
+def raw_body(result: Any) -> Any:
+    """The JSON body of a ``with_raw_response`` result, if the client has read it already, else None.
+
+    The clients read the whole body of a call that is not streamed before they
+    return; a streamed body (``stream=True``, ``with_streaming_response``) is
+    left for the caller to read, and so never touched here.
+    """
+    http_response = getattr(result, "http_response", None)
+    if http_response is None or not getattr(http_response, "is_closed", False):
+        return None
+    try:
+        content = http_response.content
+    except Exception:  # closed without being read: nothing to record, not our error
+        return None
+    try:
+        return json.loads(content, object_hook=Fields)
+    except ValueError:
+        return None
+
+
+class Accumulator:
+    """Collects a stream's items into the attributes of the call span, and times them.
+
+    Subclasses take each item in :meth:`add`, set :attr:`produced` once an
+    item carries generated output (text, tool arguments, reasoning), and, in
+    :meth:`finish`, set :attr:`attributes` (span attributes) and
+    :attr:`output` (the messages).
     """
 
     def __init__(self) -> None:
         self.attributes: dict[str, Any] = {}
         #: The output messages seen so far (recorded when content capture is on).
         self.output: list[dict[str, Any]] | None = None
+        #: Whether an item with generated output has been seen.
+        self.produced = False
+        self.chunks = 0
+        self.first_chunk_at: float | None = None
+        self.first_output_at: float | None = None
+        self.last_at: float | None = None
+
+    def observe(self, item: Any) -> None:
+        """Count and time one item, then :meth:`add` it."""
+        now = time.perf_counter()
+        self.chunks += 1
+        if self.first_chunk_at is None:
+            self.first_chunk_at = now
+        self.last_at = now
+        self.add(item)
+        if self.first_output_at is None and self.produced:
+            self.first_output_at = now
+
+    def timing(self, started: float) -> dict[str, Any]:
+        """The stream's shape: chunks, seconds to the first chunk and token, seconds generating."""
+        timing: dict[str, Any] = {semconv.GEN_AI_STREAMING_CHUNK_COUNT: self.chunks}
+        if self.first_chunk_at is not None:
+            timing[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - started
+        if self.first_output_at is not None and self.last_at is not None:
+            timing[semconv.GEN_AI_STREAMING_TIME_TO_FIRST_TOKEN] = self.first_output_at - started
+            timing[semconv.GEN_AI_STREAMING_TIME_TO_GENERATE] = self.last_at - self.first_output_at
+        return timing
 
     def add(self, item: Any) -> None:
         raise NotImplementedError
@@ -140,22 +287,26 @@ def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
 class LLMCall:
     """One LLM call's span, from request to response; finished exactly once."""
 
-    __slots__ = ("_lock", "adapter", "context", "done", "span")
+    __slots__ = ("_lock", "adapter", "context", "done", "request", "span", "started", "stream")
 
     def __init__(self, adapter: Adapter, kwargs: Mapping[str, Any], stream: bool) -> None:
         self.adapter = adapter
         self.done = False
+        self.stream = stream
         self._lock = threading.Lock()
+        self.started = time.perf_counter()
         attributes = {
             semconv.AGENTOPS_SPAN_KIND: semconv.SpanKind.LLM,
             semconv.GEN_AI_SYSTEM: adapter.system,
             semconv.GEN_AI_OPERATION_NAME: adapter.operation,
             semconv.GEN_AI_REQUEST_STREAM: stream,
-            **adapter.request_attributes(kwargs),
+            **adapter.request_attributes(request_parameters(kwargs)),
         }
+        #: The request's attributes, which pricing reads with the response's.
+        self.request = _clean(attributes)
         model = attributes.get(semconv.GEN_AI_REQUEST_MODEL)
         name = f"{adapter.operation} {model}" if model else adapter.operation
-        self.span = get_tracer().start_span(name, kind=OtelSpanKind.CLIENT, attributes=_clean(attributes))
+        self.span = get_tracer().start_span(name, kind=OtelSpanKind.CLIENT, attributes=self.request)
         self.context = trace_api.set_span_in_context(self.span)
         # Guarded apart: the span has started, so a failure here must not lose it.
         with capture_internal_exceptions(f"{adapter.system} request content"):
@@ -171,13 +322,32 @@ class LLMCall:
             self.done = True
             return True
 
+    def _settle(self, found: Mapping[str, Any], failed: bool = False) -> dict[str, Any]:
+        """What the response adds to the span: ``found``, the finish flags, tokens per second, the cost."""
+        attributes = _clean(found)
+        attributes.update(finish_flags(attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)))
+        generating = attributes.get(semconv.GEN_AI_STREAMING_TIME_TO_GENERATE)
+        output_tokens = attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
+        if isinstance(output_tokens, int) and output_tokens > 0 and isinstance(generating, float) and generating > 0:
+            attributes[semconv.GEN_AI_STREAMING_TOKENS_PER_SECOND] = output_tokens / generating
+        everything = {**self.request, **attributes}
+        # A failed call is priced only for the usage it reported (a stream that broke midway).
+        if not failed or _pricing.usage_counts(everything) is not None:
+            with capture_internal_exceptions(f"{self.adapter.system} pricing"):
+                start_time = getattr(self.span, "start_time", None)
+                attributes.update(_pricing.cost_attributes(self.adapter.system, everything, start_time))
+        return attributes
+
     def succeed(self, result: Any) -> None:
         """Record a complete response and end the span."""
         if not self._claim():
             return
         with capture_internal_exceptions(f"{self.adapter.system} response"):
             if self.span.is_recording():
-                self.span.set_attributes(_clean(self.adapter.response_attributes(result)))
+                if not self.stream and raw_body_possible(result):
+                    # with_raw_response: the body the client read, recorded like a parsed response.
+                    result = raw_body(result) or result
+                self.span.set_attributes(self._settle(self.adapter.response_attributes(result)))
                 messages = _content_json(lambda: self.adapter.output_messages(result))
                 if messages is not None:
                     self.span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, messages)
@@ -199,8 +369,9 @@ class LLMCall:
         if exc is not None:
             with capture_internal_exceptions(f"{self.adapter.system} stream"):
                 accumulator.finish()
-                if self.span.is_recording():
-                    self.span.set_attributes(_clean(accumulator.attributes))
+                if self.span.is_recording() and not self.done:
+                    found = {**accumulator.attributes, **accumulator.timing(self.started)}
+                    self.span.set_attributes(self._settle(found, failed=True))
             self.fail(exc)
             return
         if not self._claim():
@@ -208,7 +379,7 @@ class LLMCall:
         with capture_internal_exceptions(f"{self.adapter.system} stream"):
             accumulator.finish()
             if self.span.is_recording():
-                self.span.set_attributes(_clean(accumulator.attributes))
+                self.span.set_attributes(self._settle({**accumulator.attributes, **accumulator.timing(self.started)}))
                 messages = _content_json(lambda: accumulator.output)
                 if messages is not None:
                     self.span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, messages)
@@ -294,7 +465,7 @@ class _ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc,type-arg,unused-i
 
     def _self_observe(self, item: Any) -> None:
         with capture_internal_exceptions("LLM stream item"):
-            self._self_accumulator.add(item)
+            self._self_accumulator.observe(item)
 
     def _self_end(self, exc: BaseException | None = None) -> None:
         call = self._self_call

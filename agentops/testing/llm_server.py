@@ -14,32 +14,53 @@ Endpoints (each also answers without the ``/v1`` prefix):
 
 * ``POST /v1/chat/completions``: JSON, or server-sent events with ``stream``
   (a usage chunk last when ``stream_options.include_usage`` is set);
+* ``POST /v1/completions``: legacy text completions, JSON or streamed alike;
 * ``POST /v1/responses``: JSON, or the Responses API event stream;
-* ``POST /v1/messages``: Anthropic JSON, or its event stream.
+* ``POST /v1/embeddings``: deterministic vectors (8 numbers, or
+  ``dimensions``), as floats or base64 (``encoding_format``);
+* ``POST /v1/messages``: Anthropic JSON, or its event stream (the beta
+  Messages API posts here too).
 
 The answer is ``"Echo: <last user text>"``; tokens are whitespace-separated
 words, so counts are predictable. A request's ``max_tokens`` (or
 ``max_completion_tokens``/``max_output_tokens``) cuts the answer to that many
-words and reports the cut the way each API does. The model name drives
-special behaviour: ``error-<status>`` (``error-429``, ``error-500``...)
-answers that status with an error body shaped like the API's;
-``slow-<ms>`` (anywhere in the name, e.g. ``gpt-4o-slow-300``) adds that much
-latency, spread over the chunks of a stream; ``cached-<n>`` reports ``n``
-input tokens read from the prompt cache (besides the counted ones);
-``stream-error`` makes a stream fail after its first piece of text, with the
-error event each API sends. A request offering ``tools`` whose last turn is the
-user's own words gets a call of the first tool, with arguments
-``{"query": <last user text>}``; once the tool result is sent back, the answer
-is text again. Every request is kept in :attr:`LLMServer.requests`.
+words and reports the cut the way each API does. The usage carries the
+details each API reports (cached, cache-written and reasoning tokens), and
+the service tier asked for (``service_tier``; Anthropic's ``speed``) is
+echoed. Directives in the model name, or in an ``x-stand-in`` header
+(``extra_headers={"x-stand-in": "cached-100 reasoning-20"}``, which keeps a
+priced model name), drive special behaviour:
+
+* ``error-<status>`` (``error-429``, ``error-500``...) answers that status
+  with an error body shaped like the API's;
+* ``slow-<ms>`` (e.g. ``gpt-4o-slow-300``) adds that much latency, spread over
+  the chunks of a stream;
+* ``cached-<n>`` reports ``n`` input tokens read from the prompt cache,
+  ``cache-write-<n>`` (``cache-write-1h-<n>``) ``n`` written to it (for an
+  hour), besides the counted ones (OpenAI's input count includes them,
+  Anthropic's does not, as the real APIs do);
+* ``reasoning-<n>`` adds ``n`` reasoning (thinking) tokens to the output;
+* ``filtered`` cuts the answer after one word as filtered (``content_filter``;
+  Anthropic: ``refusal``);
+* ``stream-error`` makes a stream fail after its first piece of text, with the
+  error event each API sends.
+
+A request offering ``tools`` whose last turn is the user's own words gets a
+call of the first tool, with arguments ``{"query": <last user text>}``; once
+the tool result is sent back, the answer is text again. Every request is kept
+in :attr:`LLMServer.requests`.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import itertools
 import json
 import logging
 import re
+import struct
 import sys
 import threading
 import time
@@ -52,10 +73,18 @@ logger = logging.getLogger(__name__)
 
 #: The ``created`` time of every answer, fixed so that answers are reproducible.
 CREATED = 1_700_000_000
+#: The request header whose directives add to the model name's.
+BEHAVIOUR_HEADER = "x-stand-in"
 _ERROR_MODEL = re.compile(r"error-(\d{3})")
 _SLOW_MODEL = re.compile(r"slow-(\d+)")
 _CACHED_MODEL = re.compile(r"cached-(\d+)")
+_CACHE_WRITE = re.compile(r"cache-write-(\d+)\b")
+_CACHE_WRITE_1H = re.compile(r"cache-write-1h-(\d+)")
+_REASONING = re.compile(r"reasoning-(\d+)")
+_FILTERED = "filtered"
 _STREAM_ERROR = "stream-error"
+#: Length of an embedding when the request does not ask for ``dimensions``.
+EMBEDDING_DIMENSIONS = 8
 
 _OPENAI_ERROR_TYPES = {
     400: "invalid_request_error",
@@ -92,6 +121,40 @@ class RecordedRequest:
     body: Any
 
 
+@dataclass(frozen=True)
+class Behaviour:
+    """What the directives of one request (model name and ``x-stand-in`` header) ask for."""
+
+    error: int | None = None
+    delay: float = 0.0
+    cached: int = 0
+    cache_write: int = 0
+    cache_write_1h: int = 0
+    reasoning: int = 0
+    filtered: bool = False
+    stream_error: bool = False
+
+    @classmethod
+    def of(cls, model: str, header: str = "") -> Behaviour:
+        spec = f"{model} {header}"
+
+        def number(pattern: re.Pattern[str]) -> int:
+            match = pattern.search(spec)
+            return int(match.group(1)) if match else 0
+
+        error = _ERROR_MODEL.search(spec)
+        return cls(
+            error=int(error.group(1)) if error else None,
+            delay=number(_SLOW_MODEL) / 1000.0,
+            cached=number(_CACHED_MODEL),
+            cache_write=number(_CACHE_WRITE),
+            cache_write_1h=number(_CACHE_WRITE_1H),
+            reasoning=number(_REASONING),
+            filtered=_FILTERED in spec,
+            stream_error=_STREAM_ERROR in spec,
+        )
+
+
 @dataclass
 class _Answer:
     """The deterministic answer to one request."""
@@ -105,10 +168,13 @@ class _Answer:
     #: The tool the answer calls (then ``text`` is empty), and its JSON arguments.
     tool: str | None = None
     arguments: str = ""
+    filtered: bool = False
+    #: Reasoning tokens, counted in the output besides the words.
+    reasoning: int = 0
 
     @property
     def output_tokens(self) -> int:
-        return count_tokens(self.arguments) if self.tool else len(self.words)
+        return (count_tokens(self.arguments) if self.tool else len(self.words)) + self.reasoning
 
 
 def count_tokens(text: str) -> int:
@@ -180,26 +246,64 @@ def _tool_to_call(body: dict[str, Any], messages: Any) -> str | None:
     return name
 
 
-def _answer(body: dict[str, Any], all_input: str, last_user: str, limit: Any, tool: str | None = None) -> _Answer:
+def _answer(behaviour: Behaviour, all_input: str, last_user: str, limit: Any, tool: str | None = None) -> _Answer:
     text = f"Echo: {last_user}" if last_user.strip() else "Hello! How can I help?"
     words = text.split()
-    truncated = False
-    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < len(words):
+    truncated = filtered = False
+    if behaviour.filtered and tool is None:
+        words, filtered = words[:1], True
+    elif isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < len(words):
         words = words[:limit]
         truncated = True
     text = " ".join(words)
-    delay = 0.0
-    match = _SLOW_MODEL.search(str(body.get("model", "")))
-    if match:
-        delay = int(match.group(1)) / 1000.0
+    inputs, delay, reasoning = count_tokens(all_input), behaviour.delay, behaviour.reasoning
     if tool is not None:
         arguments = json.dumps({"query": last_user})
         half = len(arguments) // 2
-        return _Answer(
-            "", [], count_tokens(all_input), False, delay, [arguments[:half], arguments[half:]], tool, arguments
-        )
+        chunks = [arguments[:half], arguments[half:]]
+        return _Answer("", [], inputs, False, delay, chunks, tool, arguments, reasoning=reasoning)
     chunks = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
-    return _Answer(text, words, count_tokens(all_input), truncated, delay, chunks)
+    return _Answer(text, words, inputs, truncated, delay, chunks, filtered=filtered, reasoning=reasoning)
+
+
+def _openai_usage(counted: int, behaviour: Behaviour, names: tuple[str, str], outputs: int) -> dict[str, Any]:
+    """OpenAI's usage object (``names``: chat's ``prompt``/``completion`` or Responses' ``input``/``output``).
+
+    Its input count includes the tokens read from and written to the cache.
+    """
+    written = behaviour.cache_write + behaviour.cache_write_1h
+    inputs = counted + behaviour.cached + written
+    input_name, output_name = names
+    input_details: dict[str, Any] = {"cached_tokens": behaviour.cached, "cache_write_tokens": written}
+    output_details: dict[str, Any] = {"reasoning_tokens": behaviour.reasoning}
+    if input_name == "prompt":
+        input_details["audio_tokens"] = 0
+        output_details.update(audio_tokens=0, accepted_prediction_tokens=0, rejected_prediction_tokens=0)
+    return {
+        f"{input_name}_tokens": inputs,
+        f"{output_name}_tokens": outputs,
+        "total_tokens": inputs + outputs,
+        f"{input_name}_tokens_details": input_details,
+        f"{output_name}_tokens_details": output_details,
+    }
+
+
+def _service_tier(body: dict[str, Any]) -> str:
+    """The tier OpenAI reports: the one asked for, ``default`` for ``auto`` or none."""
+    tier = body.get("service_tier")
+    return tier if isinstance(tier, str) and tier not in ("", "auto") else "default"
+
+
+def _embedding(text: str, dimensions: int) -> list[float]:
+    """A deterministic vector for ``text``: float32 values in [-1, 1) from its SHA-256."""
+    values: list[float] = []
+    counter = 0
+    while len(values) < dimensions:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values.extend(struct.unpack("<8i", digest)[i] / 2**31 for i in range(8))
+        counter += 1
+    packed = struct.pack(f"<{dimensions}f", *values[:dimensions])
+    return list(struct.unpack(f"<{dimensions}f", packed))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -264,12 +368,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.record(
             RecordedRequest("POST", path, {k.lower(): v for k, v in self.headers.items()}, body),
         )
+        handler: Any
         if path.endswith("/chat/completions"):
             api = "openai"
             handler = self._chat_completions
+        elif path.endswith("/completions"):
+            api = "openai"
+            handler = self._text_completions
         elif path.endswith("/responses"):
             api = "openai"
             handler = self._responses
+        elif path.endswith("/embeddings"):
+            api = "openai"
+            handler = self._embeddings
         elif path.endswith("/messages"):
             api = "anthropic"
             handler = self._messages
@@ -279,12 +390,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             self._error(api, 400, "the body must be a JSON object")
             return
-        match = _ERROR_MODEL.search(str(body.get("model", "")))
-        if match:
-            status = int(match.group(1))
+        behaviour = Behaviour.of(str(body.get("model", "")), self.headers.get(BEHAVIOUR_HEADER) or "")
+        if behaviour.error is not None:
+            status = behaviour.error
             self._error(api, status, f"stand-in error {status} requested by the model name")
             return
-        handler(body)
+        handler(body, behaviour)
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") in ("", "/health", "/v1/models"):
@@ -304,23 +415,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, payload, headers)
 
     # --- OpenAI chat completions ------------------------------------------------
-    def _chat_completions(self, body: dict[str, Any]) -> None:
+    def _chat_completions(self, body: dict[str, Any], behaviour: Behaviour) -> None:
         all_input, last_user = _messages_text(body.get("messages"))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         tool = _tool_to_call(body, body.get("messages"))
-        answer = _answer(body, all_input, last_user, limit, tool)
+        answer = _answer(behaviour, all_input, last_user, limit, tool)
         model = str(body.get("model", ""))
         number = self.server.next_id()
         ident = f"chatcmpl-{number:06d}"
         call_id = f"call_{number:06d}"
-        finish = "tool_calls" if tool else "length" if answer.truncated else "stop"
+        finish = _openai_finish(answer)
         requested_n = body.get("n")
         n = requested_n if isinstance(requested_n, int) and requested_n > 0 else 1
-        usage = {
-            "prompt_tokens": answer.input_tokens,
-            "completion_tokens": answer.output_tokens * n,
-            "total_tokens": answer.input_tokens + answer.output_tokens * n,
-        }
+        usage = _openai_usage(answer.input_tokens, behaviour, ("prompt", "completion"), answer.output_tokens * n)
+        tier = _service_tier(body)
         if not body.get("stream"):
             time.sleep(answer.delay)
             message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None, "annotations": []}
@@ -339,12 +447,12 @@ class _Handler(BaseHTTPRequestHandler):
                         {"index": i, "message": message, "logprobs": None, "finish_reason": finish} for i in range(n)
                     ],
                     "usage": usage,
-                    "service_tier": "default",
+                    "service_tier": tier,
                     "system_fingerprint": "fp_stand_in",
                 },
             )
             return
-        midstream_error = _STREAM_ERROR in model
+        midstream_error = behaviour.stream_error
         options = body.get("stream_options") or {}
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
@@ -354,6 +462,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "object": "chat.completion.chunk",
                 "created": CREATED,
                 "model": model,
+                "service_tier": tier,
                 "system_fingerprint": "fp_stand_in",
                 "choices": choices,
             }
@@ -388,13 +497,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_events(events(), answer.delay, len(answer.chunks))
 
     # --- OpenAI responses -------------------------------------------------------
-    def _responses(self, body: dict[str, Any]) -> None:
+    def _responses(self, body: dict[str, Any], behaviour: Behaviour) -> None:
         all_input, last_user = _messages_text(body.get("input"))
         instructions = body.get("instructions")
         if isinstance(instructions, str):
             all_input = f"{instructions} {all_input}"
         tool = _tool_to_call(body, body.get("input"))
-        answer = _answer(body, all_input, last_user, body.get("max_output_tokens"), tool)
+        answer = _answer(behaviour, all_input, last_user, body.get("max_output_tokens"), tool)
         number = self.server.next_id()
         ident = f"resp_{number:06d}"
         item_id = f"msg_{number:06d}"
@@ -425,7 +534,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "created_at": CREATED,
                 "status": status,
                 "error": None,
-                "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+                "incomplete_details": {"reason": incomplete_reason} if status == "incomplete" else None,
                 "instructions": instructions if isinstance(instructions, str) else None,
                 "max_output_tokens": body.get("max_output_tokens"),
                 "model": str(body.get("model", "")),
@@ -440,19 +549,15 @@ class _Handler(BaseHTTPRequestHandler):
                 "tools": [],
                 "top_p": body.get("top_p", 1.0),
                 "truncation": "disabled",
+                "service_tier": _service_tier(body),
                 "usage": usage,
                 "user": None,
                 "metadata": body.get("metadata") or {},
             }
 
-        usage = {
-            "input_tokens": answer.input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": answer.output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": answer.input_tokens + answer.output_tokens,
-        }
-        final_status = "incomplete" if answer.truncated else "completed"
+        usage = _openai_usage(answer.input_tokens, behaviour, ("input", "output"), answer.output_tokens)
+        incomplete_reason = "content_filter" if answer.filtered else "max_output_tokens"
+        final_status = "incomplete" if answer.truncated or answer.filtered else "completed"
         final_item = function_call(answer.arguments, "completed") if tool else message(answer.text, "completed")
         final = response(final_status, [final_item], usage)
         if not body.get("stream"):
@@ -490,27 +595,36 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_events(events(), answer.delay, len(answer.chunks))
 
     # --- Anthropic messages -----------------------------------------------------
-    def _messages(self, body: dict[str, Any]) -> None:
+    def _messages(self, body: dict[str, Any], behaviour: Behaviour) -> None:
         all_input, last_user = _messages_text(body.get("messages"))
         system = body.get("system")
         system_text = _text_of(system)
         if system_text:
             all_input = f"{system_text} {all_input}"
         tool = _tool_to_call(body, body.get("messages"))
-        answer = _answer(body, all_input, last_user, body.get("max_tokens"), tool)
+        answer = _answer(behaviour, all_input, last_user, body.get("max_tokens"), tool)
         number = self.server.next_id()
         ident = f"msg_{number:06d}"
-        stop = "tool_use" if tool else "max_tokens" if answer.truncated else "end_turn"
+        stop = (
+            "tool_use" if tool else "max_tokens" if answer.truncated else "refusal" if answer.filtered else "end_turn"
+        )
         tool_block: dict[str, Any] = {"type": "tool_use", "id": f"toolu_{number:06d}", "name": tool, "input": {}}
         model = str(body.get("model", ""))
-        cached = _CACHED_MODEL.search(model)
-        usage = {
+        speed = body.get("speed")
+        usage: dict[str, Any] = {
             "input_tokens": answer.input_tokens,
             "output_tokens": answer.output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": int(cached.group(1)) if cached else 0,
+            "cache_creation_input_tokens": behaviour.cache_write + behaviour.cache_write_1h,
+            "cache_read_input_tokens": behaviour.cached,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": behaviour.cache_write,
+                "ephemeral_1h_input_tokens": behaviour.cache_write_1h,
+            },
             "service_tier": "standard",
+            "speed": speed if speed in ("standard", "fast") else "standard",
         }
+        if behaviour.reasoning:
+            usage["output_tokens_details"] = {"thinking_tokens": behaviour.reasoning}
 
         def message(content: list[dict[str, Any]], stop_reason: Any, use: dict[str, Any]) -> dict[str, Any]:
             return {
@@ -540,7 +654,7 @@ class _Handler(BaseHTTPRequestHandler):
             yield "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
             yield "ping", {"type": "ping"}
             for position, piece in enumerate(answer.chunks):
-                if position == 1 and _STREAM_ERROR in model:
+                if position == 1 and behaviour.stream_error:
                     yield "error", {"type": "error", "error": {"type": "overloaded_error", "message": "stand-in"}}
                     return
                 delta = (
@@ -555,12 +669,99 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": stop, "stop_sequence": None},
-                    "usage": {"output_tokens": answer.output_tokens},
+                    "usage": {
+                        key: value
+                        for key, value in usage.items()
+                        if key not in ("cache_creation", "service_tier", "speed")
+                    },
                 },
             )
             yield "message_stop", {"type": "message_stop"}
 
         self._send_events(events(), answer.delay, len(answer.chunks))
+
+    # --- OpenAI legacy text completions --------------------------------------------
+    def _text_completions(self, body: dict[str, Any], behaviour: Behaviour) -> None:
+        prompt = body.get("prompt")
+        if isinstance(prompt, str):
+            prompts = [prompt]
+        else:
+            prompts = [p for p in prompt if isinstance(p, str)] if isinstance(prompt, list) else []
+        requested_n = body.get("n")
+        n = requested_n if isinstance(requested_n, int) and requested_n > 0 else 1
+        answers = [_answer(behaviour, text, text, body.get("max_tokens")) for text in prompts or [""]]
+        ident = f"cmpl-{self.server.next_id():06d}"
+        model = str(body.get("model", ""))
+        outputs = sum(a.output_tokens for a in answers) * n
+        inputs = sum(a.input_tokens for a in answers)
+        usage = _openai_usage(inputs, behaviour, ("prompt", "completion"), outputs)
+        choices = [(i * n + j, answer) for i, answer in enumerate(answers) for j in range(n)]
+
+        def completion(items: list[dict[str, Any]]) -> dict[str, Any]:
+            return {"id": ident, "object": "text_completion", "created": CREATED, "model": model, "choices": items}
+
+        if not body.get("stream"):
+            time.sleep(answers[0].delay)
+            items = [
+                {"index": i, "text": a.text, "logprobs": None, "finish_reason": _openai_finish(a)} for i, a in choices
+            ]
+            self._send_json(200, {**completion(items), "system_fingerprint": "fp_stand_in", "usage": usage})
+            return
+        options = body.get("stream_options") or {}
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+
+        def events() -> Iterator[tuple[str | None, Any]]:
+            for position in range(max(len(a.chunks) for _, a in choices)):
+                if position == 1 and behaviour.stream_error:
+                    yield None, {"error": {"message": "stand-in stream error", "type": "server_error"}}
+                    return
+                for i, answer in choices:
+                    if position < len(answer.chunks):
+                        piece = answer.chunks[position]
+                        yield None, completion([{"index": i, "text": piece, "logprobs": None, "finish_reason": None}])
+            for i, answer in choices:
+                last = {"index": i, "text": "", "logprobs": None, "finish_reason": _openai_finish(answer)}
+                yield None, completion([last])
+            if include_usage:
+                yield None, {**completion([]), "usage": usage}
+            yield None, "[DONE]"
+
+        self._send_events(events(), answers[0].delay, len(answers[0].chunks))
+
+    # --- OpenAI embeddings ------------------------------------------------------------
+    def _embeddings(self, body: dict[str, Any], behaviour: Behaviour) -> None:
+        given = body.get("input")
+        inputs: list[Any] = given if isinstance(given, list) and given and not isinstance(given[0], int) else [given]
+        dimensions = body.get("dimensions")
+        if not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions <= 0:
+            dimensions = EMBEDDING_DIMENSIONS
+        data = []
+        tokens = 0
+        for index, item in enumerate(inputs):
+            # Text counts its words; a list of token ids counts its ids.
+            text = item if isinstance(item, str) else " ".join(str(i) for i in item) if isinstance(item, list) else ""
+            tokens += count_tokens(text)
+            vector = _embedding(text, dimensions)
+            value: Any = vector
+            if body.get("encoding_format") == "base64":
+                value = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode("ascii")
+            data.append({"object": "embedding", "index": index, "embedding": value})
+        time.sleep(behaviour.delay)
+        self._send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": str(body.get("model", "")),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
+
+
+def _openai_finish(answer: _Answer) -> str:
+    if answer.tool:
+        return "tool_calls"
+    return "length" if answer.truncated else "content_filter" if answer.filtered else "stop"
 
 
 class _Server(ThreadingHTTPServer):
@@ -672,7 +873,16 @@ class LLMServer:
         self.stop()
 
 
-__all__ = ["CREATED", "LLMServer", "RecordedRequest", "count_tokens", "main"]
+__all__ = [
+    "BEHAVIOUR_HEADER",
+    "CREATED",
+    "EMBEDDING_DIMENSIONS",
+    "Behaviour",
+    "LLMServer",
+    "RecordedRequest",
+    "count_tokens",
+    "main",
+]
 
 
 def main(argv: list[str] | None = None) -> None:

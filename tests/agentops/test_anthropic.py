@@ -389,3 +389,160 @@ def test_uninstrument_restores_the_client_and_calls_make_no_span(
     with anthropic_client.messages.stream(model="claude-test", max_tokens=64, messages=USER) as stream:
         stream.get_final_message()
     assert llm_spans(spans) == []
+
+
+# --- the shape of a call, and its price --------------------------------------------------
+
+PRICED = "claude-3-5-haiku-latest"
+
+
+def test_request_parameters_and_offered_tools_are_recorded(
+    spans: CapturedSpans, anthropic_client: anthropic.Anthropic
+) -> None:
+    anthropic_client.messages.create(
+        model=PRICED,
+        max_tokens=64,
+        messages=USER,
+        # Sampling parameters the installed client no longer takes go in the body.
+        extra_body={"temperature": 0.2, "top_p": 0.8, "top_k": 40},
+        stop_sequences=["END"],
+        tools=[SEARCH_TOOL, {"type": "web_search_20250305", "name": "web_search"}],
+        tool_choice={"type": "any"},
+    )
+
+    attributes = only_llm_span(spans).attributes
+    assert attributes[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.2
+    assert attributes[semconv.GEN_AI_REQUEST_TOP_P] == 0.8
+    assert attributes[semconv.GEN_AI_REQUEST_TOP_K] == 40
+    assert list(attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES]) == ["END"]
+    assert list(attributes[semconv.AGENTOPS_REQUEST_TOOL_NAMES]) == ["search", "web_search"]
+    assert attributes[semconv.AGENTOPS_REQUEST_TOOL_CHOICE] == "any"
+
+
+def test_thinking_tokens_are_recorded_as_reasoning_and_counted_in_the_output(
+    spans: CapturedSpans, anthropic_client: anthropic.Anthropic
+) -> None:
+    message = anthropic_client.messages.create(
+        model=PRICED, max_tokens=64, messages=USER, extra_headers={"x-stand-in": "reasoning-50"}
+    )
+
+    attributes = only_llm_span(spans).attributes
+    assert message.usage.output_tokens_details.thinking_tokens == 50
+    assert attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 50
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == message.usage.output_tokens == 4 + 50
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason", "flag"),
+    [
+        ({"max_tokens": 2}, "max_tokens", semconv.AGENTOPS_RESPONSE_TRUNCATED),
+        ({"extra_headers": {"x-stand-in": "filtered"}}, "refusal", semconv.AGENTOPS_RESPONSE_FILTERED),
+        ({"tools": [SEARCH_TOOL]}, "tool_use", semconv.AGENTOPS_RESPONSE_TOOL_CALLS),
+    ],
+)
+def test_how_an_answer_ended_is_flagged(
+    spans: CapturedSpans, anthropic_client: anthropic.Anthropic, kwargs: dict[str, Any], reason: str, flag: str
+) -> None:
+    options: dict[str, Any] = {"max_tokens": 64, **kwargs}
+    with anthropic_client.messages.stream(model=PRICED, messages=USER, **options) as stream:
+        stream.until_done()
+
+    attributes = only_llm_span(spans).attributes
+    assert list(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == [reason]
+    assert attributes[flag] is True
+
+
+def test_a_streamed_message_records_time_to_first_token_chunk_count_and_tokens_per_second(
+    spans: CapturedSpans, anthropic_client: anthropic.Anthropic
+) -> None:
+    stream = anthropic_client.messages.create(
+        model=PRICED, max_tokens=64, messages=USER, stream=True, extra_headers={"x-stand-in": "slow-120"}
+    )
+    events = list(stream)
+
+    span = only_llm_span(spans)
+    attributes = span.attributes
+    assert attributes[semconv.GEN_AI_STREAMING_CHUNK_COUNT] == len(events)
+    # message_start comes first; the first text delta carries the first token.
+    assert (
+        0
+        < attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]
+        < attributes[semconv.GEN_AI_STREAMING_TIME_TO_FIRST_TOKEN]
+    )
+    generating = attributes[semconv.GEN_AI_STREAMING_TIME_TO_GENERATE]
+    assert generating > 0.05
+    assert attributes[semconv.GEN_AI_STREAMING_TOKENS_PER_SECOND] == pytest.approx(4 / generating)
+    assert attributes[semconv.GEN_AI_USAGE_TOTAL_COST] > 0
+
+
+def test_a_stream_that_breaks_midway_is_priced_for_the_usage_it_reported(
+    spans: CapturedSpans, anthropic_client: anthropic.Anthropic
+) -> None:
+    stream = anthropic_client.messages.create(
+        model=PRICED, max_tokens=64, messages=USER, stream=True, extra_headers={"x-stand-in": "stream-error"}
+    )
+    with pytest.raises(anthropic.APIStatusError):
+        for _event in stream:
+            pass
+
+    span = only_llm_span(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 3
+    assert span.attributes[semconv.GEN_AI_USAGE_TOTAL_COST] > 0
+
+
+# --- the beta Messages API -----------------------------------------------------------------
+
+
+def test_beta_messages_create_parse_and_stream_are_recorded(
+    spans: CapturedSpans, anthropic_client: anthropic.Anthropic
+) -> None:
+    created = anthropic_client.beta.messages.create(model=PRICED, max_tokens=64, messages=USER, betas=["x-test"])
+    parsed = anthropic_client.beta.messages.parse(model=PRICED, max_tokens=64, messages=USER)
+    with anthropic_client.beta.messages.stream(model=PRICED, max_tokens=64, messages=USER) as stream:
+        streamed = stream.get_final_message()
+    events = list(anthropic_client.beta.messages.create(model=PRICED, max_tokens=64, messages=USER, stream=True))
+
+    found = llm_spans(spans)
+    assert [s.name for s in found] == [f"chat {PRICED}"] * 4
+    ids = [s.attributes[semconv.GEN_AI_RESPONSE_ID] for s in found]
+    assert ids == [created.id, parsed.id, streamed.id, events[0].message.id]
+    for span in found:
+        assert span.attributes[semconv.GEN_AI_SYSTEM] == "anthropic"
+        assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
+        assert span.attributes[semconv.GEN_AI_USAGE_TOTAL_COST] > 0
+    assert [s.attributes[semconv.GEN_AI_REQUEST_STREAM] for s in found] == [False, False, True, True]
+
+
+async def test_async_beta_messages_are_recorded(
+    spans: CapturedSpans, async_anthropic_client: anthropic.AsyncAnthropic
+) -> None:
+    await async_anthropic_client.beta.messages.create(model=PRICED, max_tokens=64, messages=USER)
+    async with async_anthropic_client.beta.messages.stream(model=PRICED, max_tokens=64, messages=USER) as stream:
+        await stream.get_final_text()
+
+    assert [s.attributes[semconv.GEN_AI_REQUEST_STREAM] for s in llm_spans(spans)] == [False, True]
+
+
+def test_uninstrument_restores_the_beta_client_too(spans: CapturedSpans, anthropic_client: anthropic.Anthropic) -> None:
+    integrations.uninstrument(["anthropic"])
+    try:
+        assert not isinstance(vars(anthropic.resources.beta.messages.Messages)["create"], wrapt.FunctionWrapper)
+        anthropic_client.beta.messages.create(model=PRICED, max_tokens=64, messages=USER)
+        assert llm_spans(spans) == []
+    finally:
+        integrations.instrument(["anthropic"])
+
+
+def test_a_raw_beta_response_is_recorded_from_its_body(
+    spans: CapturedSpans, anthropic_client: anthropic.Anthropic
+) -> None:
+    raw = anthropic_client.beta.messages.with_raw_response.create(
+        model=PRICED, max_tokens=64, messages=USER, extra_headers={"x-stand-in": "cached-7"}
+    )
+
+    message = raw.parse()
+    attributes = only_llm_span(spans).attributes
+    assert attributes[semconv.GEN_AI_RESPONSE_ID] == message.id
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 7
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == message.usage.input_tokens + 7

@@ -18,7 +18,7 @@ import anthropic
 import openai
 import pytest
 
-from agentops.testing.llm_server import LLMServer, count_tokens
+from agentops.testing.llm_server import EMBEDDING_DIMENSIONS, LLMServer, count_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,3 +155,108 @@ def test_runs_as_a_process_for_the_demo() -> None:
         process.terminate()
         process.wait(timeout=10)
         process.stdout.close()
+
+
+# --- embeddings, legacy completions, usage details, endings ----------------------------
+
+
+def test_embeddings_are_deterministic_vectors_as_floats_or_base64(openai_client: openai.OpenAI) -> None:
+    first = openai_client.embeddings.create(model="text-embedding-3-small", input=["one two", "three"])
+    again = openai_client.embeddings.create(model="text-embedding-3-small", input="one two", encoding_format="float")
+    short = openai_client.embeddings.create(model="text-embedding-3-small", input="one two", dimensions=3)
+
+    assert [d.index for d in first.data] == [0, 1]
+    assert len(first.data[0].embedding) == EMBEDDING_DIMENSIONS
+    # The client asks for base64 and decodes it; asked for floats, the same numbers come back.
+    assert first.data[0].embedding == again.data[0].embedding
+    assert first.data[0].embedding != first.data[1].embedding
+    assert all(-1 <= value < 1 for value in first.data[0].embedding)
+    assert len(short.data[0].embedding) == 3
+    assert (first.usage.prompt_tokens, first.usage.total_tokens) == (3, 3)
+
+
+def test_legacy_completions_answer_each_prompt_plain_or_streamed(openai_client: openai.OpenAI) -> None:
+    plain = openai_client.completions.create(model="gpt-3.5-turbo-instruct", prompt=["a b", "c"], n=2)
+    chunks = list(
+        openai_client.completions.create(
+            model="gpt-3.5-turbo-instruct",
+            prompt="a b c",
+            max_tokens=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+
+    assert plain.object == "text_completion"
+    assert [(c.index, c.text, c.finish_reason) for c in plain.choices] == [
+        (0, "Echo: a b", "stop"),
+        (1, "Echo: a b", "stop"),
+        (2, "Echo: c", "stop"),
+        (3, "Echo: c", "stop"),
+    ]
+    assert (plain.usage.prompt_tokens, plain.usage.completion_tokens) == (3, 2 * 3 + 2 * 2)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == "Echo: a"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    assert chunks[-1].usage.completion_tokens == 2
+
+
+def test_directives_in_a_header_report_cache_and_reasoning_tokens_as_each_api_does(
+    openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic
+) -> None:
+    header = {"x-stand-in": "cached-100 cache-write-20 cache-write-1h-5 reasoning-7"}
+    messages = [{"role": "user", "content": "a b c"}]
+    chat = openai_client.chat.completions.create(model="gpt-4o", messages=messages, extra_headers=header)
+    response = openai_client.responses.create(model="gpt-4o", input="a b c", extra_headers=header)
+    message = anthropic_client.messages.create(
+        model="claude-test", max_tokens=50, messages=messages, extra_headers=header
+    )
+
+    # OpenAI counts cached and written tokens in the prompt; Anthropic apart.
+    assert chat.model == "gpt-4o"
+    assert chat.usage.prompt_tokens == 3 + 100 + 25
+    assert chat.usage.prompt_tokens_details.cached_tokens == 100
+    assert chat.usage.prompt_tokens_details.cache_write_tokens == 25
+    assert chat.usage.completion_tokens_details.reasoning_tokens == 7
+    assert chat.usage.completion_tokens == 4 + 7
+    assert response.usage.input_tokens == 3 + 100 + 25
+    assert response.usage.input_tokens_details.cached_tokens == 100
+    assert response.usage.output_tokens_details.reasoning_tokens == 7
+    assert message.usage.input_tokens == 3
+    assert message.usage.cache_read_input_tokens == 100
+    assert message.usage.cache_creation_input_tokens == 25
+    assert message.usage.cache_creation.ephemeral_1h_input_tokens == 5
+    assert message.usage.output_tokens_details.thinking_tokens == 7
+    assert message.usage.output_tokens == 4 + 7
+
+
+def test_a_filtered_answer_ends_the_way_each_api_reports_it(
+    openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic
+) -> None:
+    header = {"x-stand-in": "filtered"}
+    messages = [{"role": "user", "content": "a b c"}]
+    chat = openai_client.chat.completions.create(model="gpt-4o", messages=messages, extra_headers=header)
+    response = openai_client.responses.create(model="gpt-4o", input="a b c", extra_headers=header)
+    text = openai_client.completions.create(model="gpt-3.5-turbo-instruct", prompt="a b c", extra_headers=header)
+    message = anthropic_client.messages.create(
+        model="claude-test", max_tokens=50, messages=messages, extra_headers=header
+    )
+
+    assert (chat.choices[0].finish_reason, chat.choices[0].message.content) == ("content_filter", "Echo:")
+    assert (response.status, response.incomplete_details.reason) == ("incomplete", "content_filter")
+    assert text.choices[0].finish_reason == "content_filter"
+    assert message.stop_reason == "refusal"
+
+
+def test_the_service_tier_and_speed_asked_for_are_echoed(
+    openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic
+) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    flex = openai_client.chat.completions.create(model="gpt-4o", messages=messages, service_tier="flex")
+    plain = openai_client.chat.completions.create(model="gpt-4o", messages=messages)
+    streamed = list(openai_client.chat.completions.create(model="gpt-4o", messages=messages, stream=True))
+    response = openai_client.responses.create(model="gpt-4o", input="hi", service_tier="priority")
+    fast = anthropic_client.messages.create(model="claude-test", max_tokens=5, messages=messages, speed="fast")
+
+    assert (flex.service_tier, plain.service_tier, response.service_tier) == ("flex", "default", "priority")
+    assert {chunk.service_tier for chunk in streamed} == {"default"}
+    assert (fast.usage.speed, fast.usage.service_tier) == ("fast", "standard")

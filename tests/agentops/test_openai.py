@@ -640,3 +640,249 @@ def test_client_imported_before_or_after_init_is_instrumented(llm_server: LLMSer
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == ["chat gpt-4o"]
+
+
+# --- the shape of a call: request parameters, stream timing, how it ended ----------------
+
+
+def test_request_parameters_and_offered_tools_are_recorded(spans: CapturedSpans, openai_client: openai.OpenAI) -> None:
+    openai_client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=USER,
+        temperature=0.3,
+        top_p=0.9,
+        max_completion_tokens=64,
+        seed=7,
+        stop="\n\n",
+        n=2,
+        frequency_penalty=0.5,
+        presence_penalty=-0.5,
+        tools=[SEARCH_TOOL],
+        tool_choice="required",
+        service_tier="priority",
+    )
+
+    attributes = only_llm_span(spans).attributes
+    assert attributes[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.3
+    assert attributes[semconv.GEN_AI_REQUEST_TOP_P] == 0.9
+    assert attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 64
+    assert attributes[semconv.GEN_AI_REQUEST_SEED] == 7
+    assert list(attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES]) == ["\n\n"]
+    assert attributes[semconv.GEN_AI_REQUEST_CHOICE_COUNT] == 2
+    assert attributes[semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY] == 0.5
+    assert attributes[semconv.GEN_AI_REQUEST_PRESENCE_PENALTY] == -0.5
+    assert list(attributes[semconv.AGENTOPS_REQUEST_TOOL_NAMES]) == ["search"]
+    assert attributes[semconv.AGENTOPS_REQUEST_TOOL_CHOICE] == "required"
+    assert attributes[semconv.OPENAI_REQUEST_SERVICE_TIER] == "priority"
+    assert attributes[semconv.OPENAI_RESPONSE_SERVICE_TIER] == "priority"
+
+
+def test_parameters_not_given_are_not_recorded(spans: CapturedSpans, openai_client: openai.OpenAI) -> None:
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+
+    attributes = only_llm_span(spans).attributes
+    for key in (
+        semconv.GEN_AI_REQUEST_TEMPERATURE,
+        semconv.GEN_AI_REQUEST_TOP_P,
+        semconv.GEN_AI_REQUEST_SEED,
+        semconv.GEN_AI_REQUEST_CHOICE_COUNT,
+        semconv.AGENTOPS_REQUEST_TOOL_NAMES,
+        semconv.OPENAI_REQUEST_SERVICE_TIER,
+    ):
+        assert key not in attributes
+
+
+def test_a_streamed_call_records_time_to_first_token_chunk_count_and_tokens_per_second(
+    spans: CapturedSpans, openai_client: openai.OpenAI
+) -> None:
+    stream = openai_client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=USER,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers={"x-stand-in": "slow-210"},
+    )
+    chunks = list(stream)
+
+    span = only_llm_span(spans)
+    attributes = span.attributes
+    output_tokens = chunks[-1].usage.completion_tokens
+    assert attributes[semconv.GEN_AI_STREAMING_CHUNK_COUNT] == len(chunks)
+    first_chunk = attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]
+    first_token = attributes[semconv.GEN_AI_STREAMING_TIME_TO_FIRST_TOKEN]
+    generating = attributes[semconv.GEN_AI_STREAMING_TIME_TO_GENERATE]
+    duration = (span.end_time - span.start_time) / 1e9
+    # The role-only first chunk carries no token; the 210 ms are spread over the 7 words.
+    assert 0 < first_chunk < first_token < duration
+    assert 0.1 < generating < duration
+    assert attributes[semconv.GEN_AI_STREAMING_TOKENS_PER_SECOND] == pytest.approx(output_tokens / generating)
+    assert semconv.GEN_AI_USAGE_TOTAL_COST in attributes
+
+
+def test_a_plain_call_has_no_stream_timing(spans: CapturedSpans, openai_client: openai.OpenAI) -> None:
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+
+    attributes = only_llm_span(spans).attributes
+    assert not {semconv.GEN_AI_STREAMING_CHUNK_COUNT, semconv.GEN_AI_STREAMING_TIME_TO_FIRST_TOKEN} & set(attributes)
+
+
+async def test_streamed_responses_and_text_completions_are_timed_too(
+    spans: CapturedSpans, async_openai_client: openai.AsyncOpenAI
+) -> None:
+    events = [e async for e in await async_openai_client.responses.create(model="gpt-4.1", input="hi", stream=True)]
+    text_chunks = [
+        c
+        async for c in await async_openai_client.completions.create(
+            model="gpt-3.5-turbo-instruct", prompt="hi", stream=True, stream_options={"include_usage": True}
+        )
+    ]
+
+    responses_span, text_span = llm_spans(spans)
+    for span, count in ((responses_span, len(events)), (text_span, len(text_chunks))):
+        assert span.attributes[semconv.GEN_AI_STREAMING_CHUNK_COUNT] == count
+        assert span.attributes[semconv.GEN_AI_STREAMING_TIME_TO_FIRST_TOKEN] > 0
+        assert semconv.GEN_AI_STREAMING_TOKENS_PER_SECOND in span.attributes
+        assert semconv.GEN_AI_USAGE_TOTAL_COST in span.attributes
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "flag"),
+    [
+        ({"max_tokens": 2}, semconv.AGENTOPS_RESPONSE_TRUNCATED),
+        ({"extra_headers": {"x-stand-in": "filtered"}}, semconv.AGENTOPS_RESPONSE_FILTERED),
+        ({"tools": [SEARCH_TOOL]}, semconv.AGENTOPS_RESPONSE_TOOL_CALLS),
+        ({}, None),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_how_a_chat_answer_ended_is_flagged(
+    spans: CapturedSpans, openai_client: openai.OpenAI, kwargs: dict[str, Any], flag: str | None, stream: bool
+) -> None:
+    result = openai_client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=stream, **kwargs)
+    if stream:
+        for _chunk in result:
+            pass
+
+    attributes = only_llm_span(spans).attributes
+    flags = {semconv.AGENTOPS_RESPONSE_TRUNCATED, semconv.AGENTOPS_RESPONSE_FILTERED}
+    flags.add(semconv.AGENTOPS_RESPONSE_TOOL_CALLS)
+    assert {key for key in flags if attributes.get(key) is True} == ({flag} if flag else set())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason", "flag"),
+    [
+        ({"max_output_tokens": 2}, "max_output_tokens", semconv.AGENTOPS_RESPONSE_TRUNCATED),
+        ({"extra_headers": {"x-stand-in": "filtered"}}, "content_filter", semconv.AGENTOPS_RESPONSE_FILTERED),
+        ({"tools": [{"type": "function", "name": "search"}]}, "completed", semconv.AGENTOPS_RESPONSE_TOOL_CALLS),
+    ],
+)
+def test_how_a_responses_answer_ended_is_flagged(
+    spans: CapturedSpans, openai_client: openai.OpenAI, kwargs: dict[str, Any], reason: str, flag: str
+) -> None:
+    openai_client.responses.create(model="gpt-4.1", input="one two three", **kwargs)
+
+    attributes = only_llm_span(spans).attributes
+    assert list(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == [reason]
+    assert attributes[flag] is True
+
+
+# --- embeddings and legacy completions -----------------------------------------------------
+
+
+def test_embeddings_are_a_span_with_input_tokens_and_dimensions_but_no_vectors(
+    spans: CapturedSpans, openai_client: openai.OpenAI
+) -> None:
+    result = openai_client.embeddings.create(model="text-embedding-3-small", input="one two three", dimensions=4)
+
+    span = only_llm_span(spans)
+    assert span.name == "embeddings text-embedding-3-small"
+    assert span.attributes[semconv.GEN_AI_OPERATION_NAME] == "embeddings"
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == result.usage.prompt_tokens == 3
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in span.attributes
+    assert span.attributes[semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] == len(result.data[0].embedding) == 4
+    assert json.loads(span.attributes[semconv.GEN_AI_INPUT_MESSAGES]) == [{"role": "user", "content": "one two three"}]
+    assert semconv.GEN_AI_OUTPUT_MESSAGES not in span.attributes
+    assert span.attributes[semconv.GEN_AI_USAGE_TOTAL_COST] > 0
+
+
+async def test_async_and_raw_embeddings_are_recorded(
+    spans: CapturedSpans, async_openai_client: openai.AsyncOpenAI
+) -> None:
+    await async_openai_client.embeddings.create(
+        model="text-embedding-3-small", input=["a", "b"], encoding_format="float"
+    )
+    raw = await async_openai_client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="a b")
+
+    plain, raw_span = llm_spans(spans)
+    assert list(plain.attributes[semconv.GEN_AI_REQUEST_ENCODING_FORMATS]) == ["float"]
+    assert plain.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 2
+    # The raw body holds base64 vectors, measured without decoding them.
+    assert raw_span.attributes[semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] == len(raw.parse().data[0].embedding) == 8
+    assert raw_span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_legacy_text_completions_are_recorded_like_chat(
+    spans: CapturedSpans, openai_client: openai.OpenAI, stream: bool
+) -> None:
+    result = openai_client.completions.create(
+        model="gpt-3.5-turbo-instruct",
+        prompt="Say hi",
+        max_tokens=50,
+        temperature=0.1,
+        stream=stream,
+        stream_options={"include_usage": True} if stream else openai.omit,
+    )
+    text = "".join(c.choices[0].text for c in result if c.choices) if stream else result.choices[0].text
+
+    span = only_llm_span(spans)
+    assert span.name == "text_completion gpt-3.5-turbo-instruct"
+    assert span.attributes[semconv.GEN_AI_OPERATION_NAME] == "text_completion"
+    assert span.attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 50
+    assert span.attributes[semconv.GEN_AI_REQUEST_STREAM] is stream
+    assert list(span.attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ["stop"]
+    assert span.attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 2
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert json.loads(span.attributes[semconv.GEN_AI_INPUT_MESSAGES]) == [{"role": "user", "content": "Say hi"}]
+    assert json.loads(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [{"role": "assistant", "content": text}]
+    assert text == "Echo: Say hi"
+
+
+def test_a_legacy_completion_cut_short_is_flagged(spans: CapturedSpans, openai_client: openai.OpenAI) -> None:
+    openai_client.completions.create(model="gpt-3.5-turbo-instruct", prompt="one two three", max_tokens=1)
+
+    attributes = only_llm_span(spans).attributes
+    assert list(attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS]) == ["length"]
+    assert attributes[semconv.AGENTOPS_RESPONSE_TRUNCATED] is True
+
+
+# --- raw and streaming responses ---------------------------------------------------------
+
+
+def test_a_raw_response_is_recorded_from_its_body_and_still_parses(
+    spans: CapturedSpans, openai_client: openai.OpenAI
+) -> None:
+    raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=USER, max_tokens=3)
+
+    completion = raw.parse()
+    span = only_llm_span(spans)
+    assert span.attributes[semconv.GEN_AI_RESPONSE_ID] == completion.id
+    assert span.attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == completion.usage.completion_tokens == 3
+    assert span.attributes[semconv.AGENTOPS_RESPONSE_TRUNCATED] is True
+    assert json.loads(span.attributes[semconv.GEN_AI_OUTPUT_MESSAGES]) == [
+        {"role": "assistant", "content": completion.choices[0].message.content}
+    ]
+
+
+def test_streamed_bodies_of_raw_calls_are_left_to_the_caller(
+    spans: CapturedSpans, openai_client: openai.OpenAI
+) -> None:
+    raw = openai_client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=USER, stream=True)
+    with openai_client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=USER) as response:
+        completion = response.parse()
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+
+    assert text == completion.choices[0].message.content == "Echo: What is the capital of France?"
+    for span in llm_spans(spans):
+        assert span.attributes[semconv.AGENTOPS_COST_UNPRICED_REASON] == semconv.UNPRICED_NO_USAGE

@@ -1,64 +1,80 @@
-"""The decorators: ``@trace @session @agent @tool @operation @task @workflow @guardrail``.
+"""The decorators: ``@trace @session @agent @tool @operation @task @workflow @guardrail @track_endpoint``.
 
 Each works with and without arguments (``@agent``, ``@agent()``,
 ``@agent(name="planner", version=2, tags=["x"])``) on functions, coroutine
-functions, generator and async generator functions, methods, and classes
-(every public method of a decorated class becomes a span of that kind).
+functions, generator and async generator functions, methods and classes, and
+takes AgentOps' keywords: ``name``, ``version``, ``tags``, ``cost``, ``spec``,
+``attributes``, ``capture_request``, ``capture_response``. Any other keyword
+is a ``TypeError`` at decoration time, so a misspelt option never goes
+unnoticed.
 
 A call becomes a span named ``"{name}.{kind}"`` with ``agentops.span.kind``
-set, its arguments and result recorded as redacted, size-capped JSON (when
-content capture is on), and any exception recorded and re-raised unchanged.
-``@trace``/``@session`` start a trace instead of a child span. A generator's
-span ends when it is exhausted, closed or garbage-collected.
+set, its arguments and result recorded as redacted, size-capped JSON under
+AgentOps' names (``agentops.tool.input``/``agentops.tool.output``, per kind;
+when content capture is on), and any exception recorded and re-raised
+unchanged. ``@trace``, ``@session`` and ``@track_endpoint`` start a trace
+(kind ``session``, as AgentOps) instead of a child span. On a class, see
+:mod:`agentops._instances`. When each span starts and ends is
+:mod:`agentops._wrappers`' business.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
-import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import Token
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast, overload
 
-import wrapt
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 
 from agentops import semconv
 from agentops._guard import capture_internal_exceptions
+from agentops._instances import decorate_class
 from agentops._scopes import mark_failed
 from agentops._serialize import to_json
 from agentops._state import state
-from agentops._traces import TraceContext, close_trace, new_trace, step_out_of_ended_trace
+from agentops._traces import TraceContext, close_trace, new_trace
+from agentops._wrappers import Traced, function_of, wrap_function
 from agentops.semconv import SpanKind, TraceState
 
 logger = logging.getLogger(__name__)
-_TRACE_KINDS = frozenset({SpanKind.TRACE, SpanKind.SESSION})
+
+#: The kinds whose decorators start a trace rather than a child span.
+TRACE_KINDS = frozenset({SpanKind.TRACE, SpanKind.SESSION})
+_ATTRIBUTE_TYPES = (str, bool, int, float)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-class _Traced(wrapt.FunctionWrapper):  # type: ignore[type-arg,unused-ignore]
-    """agentops' wrapper type, so that decorating a class skips methods decorated on their own."""
+class SpanRun:
+    """One decorated call's span: started, made current per step, finished once.
 
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        # Pickled by reference like the plain function it wraps, so a decorated
-        # function can still be sent to a multiprocessing pool or a process
-        # executor (wrapt's proxies refuse to be pickled by value).
-        return self.__qualname__
+    Args:
+        spec: What the decorator was asked for.
+        instance: What ``wrapt`` passes as the bound object (not recorded).
+        args: The call's positional arguments.
+        kwargs: The call's keyword arguments.
+        marker: A ``(key, value)`` to set in the span's context (the agent
+            instance a class's span stands for).
+    """
 
+    __slots__ = ("ctx", "done", "span", "spec", "trace")
 
-class _Run:
-    """One decorated call's span: started, made current per step, finished once."""
-
-    __slots__ = ("ctx", "done", "span", "trace")
-
-    def __init__(self, spec: _Spec, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        marker: tuple[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec
         self.trace: TraceContext | None = None
         self.done = False
-        if spec.kind in _TRACE_KINDS:
-            self.trace = new_trace(spec.span_name, spec.tags, kind=spec.kind)
+        if spec.kind in TRACE_KINDS:
+            self.trace = new_trace(spec.span_name, spec.tags, kind=SpanKind.SESSION)
             self.span = self.trace.span
             self.ctx = self.trace.context
             if self.span.is_recording():
@@ -67,12 +83,14 @@ class _Run:
             # Attributes at start: samplers and on_start processors see the kind.
             self.span = state.tracer.start_span(spec.span_name, attributes=spec.attributes)
             self.ctx = trace_api.set_span_in_context(self.span)
-        if self.span.is_recording():
+        if marker is not None:
+            self.ctx = context_api.set_value(marker[0], marker[1], self.ctx)
+        if spec.capture_input and self.span.is_recording():
             with capture_internal_exceptions("decorator start"):
                 config = state.config
                 if config is not None and config.capture_content:
                     self.span.set_attribute(
-                        semconv.AGENTOPS_ENTITY_INPUT,
+                        spec.input_key,
                         to_json(
                             spec.bind(instance, args, kwargs),
                             redact_keys=config.redact_keys,
@@ -85,10 +103,10 @@ class _Run:
 
     def output(self, value: Any) -> None:
         config = state.config
-        if config is not None and config.capture_content and self.span.is_recording():
+        if self.spec.capture_output and config is not None and config.capture_content and self.span.is_recording():
             with capture_internal_exceptions("decorator output"):
                 self.span.set_attribute(
-                    semconv.AGENTOPS_ENTITY_OUTPUT,
+                    self.spec.output_key,
                     to_json(value, redact_keys=config.redact_keys, max_size=config.max_payload_size),
                 )
 
@@ -107,45 +125,76 @@ class _Run:
                 self.span.end()
 
 
-def _function_of(target: Any) -> Any:
-    """The plain function behind a static/class/bound method (for its signature and kind)."""
-    if isinstance(target, staticmethod | classmethod | types.MethodType):
-        return target.__func__
-    return target
-
-
-class _Spec:
+class Spec:
     """What a decorator was asked for: kind, names, attributes; built once per function."""
 
-    __slots__ = ("_names", "_signature", "attributes", "kind", "span_name", "tags")
+    __slots__ = (
+        "_names",
+        "_signature",
+        "attributes",
+        "capture_input",
+        "capture_output",
+        "input_key",
+        "kind",
+        "output_key",
+        "span_name",
+        "tags",
+    )
 
     def __init__(
         self,
         func: Any,
         kind: str,
         entity_name: str,
-        version: Any,
-        tags: Any,
-        cost: float | None,
+        *,
+        version: Any = None,
+        tags: Any = None,
+        cost: Any = None,
+        spec: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+        capture_request: bool = True,
+        capture_response: bool = True,
     ) -> None:
         self.kind = kind
         self.span_name = f"{entity_name}.{kind}"
         self.tags = tags
-        self.attributes: dict[str, Any] = {
-            semconv.AGENTOPS_SPAN_KIND: kind,
-            semconv.AGENTOPS_ENTITY_NAME: entity_name,
-        }
+        entity_kind = semconv.ENTITY_KIND_ENTITY if kind in TRACE_KINDS else kind
+        self.input_key = semconv.AGENTOPS_DECORATOR_INPUT.format(entity_kind=entity_kind)
+        self.output_key = semconv.AGENTOPS_DECORATOR_OUTPUT.format(entity_kind=entity_kind)
+        self.capture_input = bool(capture_request)
+        self.capture_output = bool(capture_response)
+        # The user's attributes first: the ones below always win.
+        self.attributes: dict[str, Any] = _user_attributes(attributes, entity_name)
+        self.attributes.update(
+            {
+                semconv.AGENTOPS_SPAN_KIND: SpanKind.SESSION if kind in TRACE_KINDS else kind,
+                semconv.AGENTOPS_ENTITY_NAME: entity_name,
+                semconv.OPERATION_NAME: entity_name,
+            }
+        )
         if version is not None:
             self.attributes[semconv.AGENTOPS_ENTITY_VERSION] = str(version)
+            self.attributes[semconv.OPERATION_VERSION] = (
+                version if isinstance(version, _ATTRIBUTE_TYPES) else str(version)
+            )
         if cost is not None:
             try:
                 self.attributes[semconv.AGENTOPS_TOOL_COST] = float(cost)
+                if kind == SpanKind.TOOL:
+                    self.attributes[semconv.GEN_AI_USAGE_TOTAL_COST] = float(cost)
             except (TypeError, ValueError):
                 logger.warning("agentops: cost=%r of %s is not a number; not recorded", cost, entity_name)
-        if tags and kind not in _TRACE_KINDS:
+        if spec is not None:
+            if kind == SpanKind.GUARDRAIL and spec in ("input", "output"):
+                self.attributes[semconv.AGENTOPS_DECORATOR_SPEC.format(entity_kind=kind)] = spec
+            else:
+                logger.warning(
+                    "agentops: spec=%r of %s ignored (a @guardrail's is 'input' or 'output')", spec, entity_name
+                )
+        if tags and kind not in TRACE_KINDS:
             self.attributes[semconv.AGENTOPS_TAGS] = _tag_list(tags)
         try:
-            self._signature: inspect.Signature | None = inspect.signature(_function_of(func))
+            self._signature: inspect.Signature | None = inspect.signature(function_of(func))
         except (TypeError, ValueError):
             self._signature = None
         # Parameter names when all are plain positional-or-keyword ones: then
@@ -187,6 +236,24 @@ class _Spec:
         return values
 
 
+def _user_attributes(attributes: Mapping[str, Any] | None, entity_name: str) -> dict[str, Any]:
+    """``attributes=`` as span attributes: other values than OpenTelemetry's types are kept as their ``str``."""
+    if not attributes:
+        return {}
+    if not isinstance(attributes, Mapping):
+        logger.warning("agentops: attributes=%r of %s is not a mapping; ignored", attributes, entity_name)
+        return {}
+    result: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if isinstance(value, _ATTRIBUTE_TYPES):
+            result[str(key)] = value
+        elif isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+            result[str(key)] = list(value)
+        elif value is not None:
+            result[str(key)] = str(value)
+    return result
+
+
 def _tag_list(tags: Any) -> list[str]:
     if isinstance(tags, str):
         return [tags]
@@ -197,255 +264,111 @@ def _tag_list(tags: Any) -> list[str]:
     return [str(tags)]
 
 
-def _active() -> bool:
-    return state.config is not None
+class EntityDecorator(Protocol):
+    """The type of each decorator: usable bare, with a name, or with keywords."""
+
+    @overload
+    def __call__(self, wrapped: _F, /) -> _F: ...
+
+    @overload
+    def __call__(
+        self,
+        wrapped: str | None = None,
+        /,
+        *,
+        name: str | None = None,
+        version: Any = None,
+        tags: Sequence[str] | Mapping[str, Any] | None = None,
+        cost: float | None = None,
+        spec: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        capture_request: bool = True,
+        capture_response: bool = True,
+    ) -> Callable[[_F], _F]: ...
 
 
-def _sync_wrapper(spec: _Spec) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not _active():
-            return wrapped(*args, **kwargs)
-        run = _Run(spec, instance, args, kwargs)
-        token = run.attach()
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        finally:
-            context_api.detach(token)
-            step_out_of_ended_trace()
-        run.output(result)
-        run.finish()
-        return result
-
-    return wrapper
+#: The keywords every decorator takes (AgentOps 0.4.21's, and ``attributes`` from its documentation).
+KEYWORDS = ("name", "version", "tags", "cost", "spec", "attributes", "capture_request", "capture_response")
 
 
-def _coroutine_wrapper(spec: _Spec) -> Callable[..., Any]:
-    async def call(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        # The span starts when the coroutine is first awaited, in the awaiting
-        # context: a coroutine that is never awaited never opens a span.
-        run = _Run(spec, instance, args, kwargs)
-        token = run.attach()
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        finally:
-            context_api.detach(token)
-            step_out_of_ended_trace()
-        run.output(result)
-        run.finish()
-        return result
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not _active():
-            return wrapped(*args, **kwargs)
-        return call(wrapped, instance, args, kwargs)
-
-    return wrapper
-
-
-def _start_generator(
-    parent: Context,
-    spec: _Spec,
-    wrapped: Callable[..., Any],
-    instance: Any,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> tuple[_Run, Any]:
-    """Start a generator's span as a child of ``parent`` and create the generator inside it."""
-    token = context_api.attach(parent)
-    try:
-        run = _Run(spec, instance, args, kwargs)
-    finally:
-        context_api.detach(token)
-    token = run.attach()
-    try:
-        return run, wrapped(*args, **kwargs)
-    except BaseException as exc:
-        run.finish(exc)
-        raise
-    finally:
-        context_api.detach(token)
-
-
-def _generator_wrapper(spec: _Spec) -> Callable[..., Any]:
-    def steps(
-        parent: Context, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        # The span starts at the first next(), as a child of the context the
-        # generator was created in, and is current only while the generator's
-        # own code runs, never between yields: it cannot leak into the
-        # consumer. Exhaustion, an exception, close() and garbage collection
-        # (which closes a suspended generator) all end it.
-        run, gen = _start_generator(parent, spec, wrapped, instance, args, kwargs)
-        sent: Any = None
-        thrown: BaseException | None = None
-        count = 0
-        try:
-            while True:
-                token = run.attach()
-                try:
-                    item = gen.send(sent) if thrown is None else gen.throw(thrown)
-                except StopIteration as stop:
-                    run.output({"yielded": count, "return": stop.value})
-                    return stop.value
-                finally:
-                    context_api.detach(token)
-                    thrown = None
-                count += 1
-                try:
-                    sent = yield item
-                except GeneratorExit:
-                    token = run.attach()
-                    try:
-                        gen.close()
-                    finally:
-                        context_api.detach(token)
-                    raise
-                except BaseException as exc:  # thrown in by the consumer: pass it on
-                    thrown = exc
-                    sent = None
-        except GeneratorExit:
-            run.finish()
-            raise
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        finally:
-            run.finish()
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not _active():
-            return wrapped(*args, **kwargs)
-        return steps(context_api.get_current(), wrapped, instance, args, kwargs)
-
-    return wrapper
-
-
-def _async_generator_wrapper(spec: _Spec) -> Callable[..., Any]:
-    async def steps(
-        parent: Context, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        # As for generators (see _generator_wrapper).
-        run, agen = _start_generator(parent, spec, wrapped, instance, args, kwargs)
-        sent: Any = None
-        thrown: BaseException | None = None
-        count = 0
-        try:
-            while True:
-                token = run.attach()
-                try:
-                    item = await (agen.asend(sent) if thrown is None else agen.athrow(thrown))
-                except StopAsyncIteration:
-                    run.output({"yielded": count})
-                    return
-                finally:
-                    context_api.detach(token)
-                    thrown = None
-                count += 1
-                try:
-                    sent = yield item
-                except GeneratorExit:
-                    token = run.attach()
-                    try:
-                        await agen.aclose()
-                    finally:
-                        context_api.detach(token)
-                    raise
-                except BaseException as exc:
-                    thrown = exc
-                    sent = None
-        except GeneratorExit:
-            run.finish()
-            raise
-        except BaseException as exc:
-            run.finish(exc)
-            raise
-        finally:
-            run.finish()
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not _active():
-            return wrapped(*args, **kwargs)
-        return steps(context_api.get_current(), wrapped, instance, args, kwargs)
-
-    return wrapper
-
-
-def _wrap_function(target: Any, spec: _Spec) -> Any:
-    func = _function_of(target)
-    if inspect.isasyncgenfunction(func):
-        wrapper = _async_generator_wrapper(spec)
-    elif inspect.iscoroutinefunction(func):
-        wrapper = _coroutine_wrapper(spec)
-    elif inspect.isgeneratorfunction(func):
-        wrapper = _generator_wrapper(spec)
-    else:
-        wrapper = _sync_wrapper(spec)
-    return _Traced(target, wrapper)
-
-
-def _is_traced(value: Any) -> bool:
-    return isinstance(value, _Traced) or isinstance(getattr(value, "__func__", None), _Traced)
-
-
-def _wrap_class(cls: type, kind: str, name: str | None, version: Any, tags: Any, cost: float | None) -> type:
-    """Make every public method defined on ``cls`` (and ``__call__``) a span of ``kind``.
-
-    Methods decorated on their own keep their own decorator only; properties,
-    private and inherited methods are left alone. The class itself is
-    returned, so ``isinstance`` and subclassing are unaffected.
-    """
-    owner = name or cls.__name__
-    for attr, value in list(vars(cls).items()):
-        if (attr.startswith("_") and attr != "__call__") or _is_traced(value):
-            continue
-        if isinstance(value, staticmethod | classmethod) or inspect.isfunction(value):
-            method_name = _function_of(value).__name__
-            spec = _Spec(value, kind, f"{owner}.{method_name}", version, tags, cost)
-            setattr(cls, attr, _wrap_function(value, spec))
-    return cls
-
-
-def _decorator_for(kind: str) -> Callable[..., Any]:
+def _decorator_for(kind: str, public_name: str) -> EntityDecorator:
     def decorator(
-        func: Any = None,
+        wrapped: Any = None,
         *,
         name: str | None = None,
         version: Any = None,
         tags: Any = None,
-        cost: float | None = None,
-        **_ignored: Any,
+        cost: Any = None,
+        spec: Any = None,
+        attributes: Mapping[str, Any] | None = None,
+        capture_request: bool = True,
+        capture_response: bool = True,
+        **unknown: Any,
     ) -> Any:
-        if isinstance(func, str):  # @trace("name")
-            name, func = func, None
+        if unknown:
+            raise TypeError(
+                f"@{public_name}() got an unexpected keyword argument {next(iter(unknown))!r} "
+                f"(it takes {', '.join(KEYWORDS)})"
+            )
+        if isinstance(wrapped, str):  # @trace("name")
+            name, wrapped = wrapped, None
+        options: dict[str, Any] = {
+            "version": version,
+            "tags": tags,
+            "cost": cost,
+            "spec": spec,
+            "attributes": attributes,
+            "capture_request": capture_request,
+            "capture_response": capture_response,
+        }
+
+        def make_spec(target: Any, entity_name: str) -> Spec:
+            return Spec(target, kind, entity_name, **options)
 
         def apply(target: Any) -> Any:
             if inspect.isclass(target):
-                return _wrap_class(target, kind, name, version, tags, cost)
-            entity_name = name or getattr(_function_of(target), "__name__", None) or type(target).__name__
-            return _wrap_function(target, _Spec(target, kind, entity_name, version, tags, cost))
+                return decorate_class(target, name, make_spec, SpanRun, per_instance=kind not in TRACE_KINDS)
+            entity_name = name or getattr(function_of(target), "__name__", None) or type(target).__name__
+            spec_ = make_spec(target, entity_name)
+            return wrap_function(target, lambda instance, args, kwargs: SpanRun(spec_, instance, args, kwargs))
 
-        return apply if func is None else apply(func)
+        return apply if wrapped is None else apply(wrapped)
 
-    decorator.__name__ = kind
-    decorator.__qualname__ = kind
+    decorator.__name__ = public_name
+    decorator.__qualname__ = public_name
     decorator.__doc__ = (
-        f"Record each call of the decorated callable as a ``{kind}`` span.\n\n"
-        "Usable bare or with ``name``, ``version``, ``tags`` (and ``cost`` for tools)."
+        f"Record each call of the decorated callable as a ``{kind}`` span"
+        f"{' starting a trace' if kind in TRACE_KINDS else ''}.\n\n"
+        f"Usable bare, with a name (``@{public_name}('name')``) or with the keywords "
+        f"{', '.join(KEYWORDS)}; any other keyword raises ``TypeError``."
     )
-    return functools.update_wrapper(decorator, decorator, assigned=(), updated=())
+    return cast(EntityDecorator, decorator)
 
 
-trace = _decorator_for(SpanKind.TRACE)
-session = _decorator_for(SpanKind.SESSION)
-agent = _decorator_for(SpanKind.AGENT)
-tool = _decorator_for(SpanKind.TOOL)
-operation = _decorator_for(SpanKind.OPERATION)
-task = _decorator_for(SpanKind.TASK)
-workflow = _decorator_for(SpanKind.WORKFLOW)
-guardrail = _decorator_for(SpanKind.GUARDRAIL)
+trace = _decorator_for(SpanKind.SESSION, "trace")
+session = _decorator_for(SpanKind.SESSION, "session")
+track_endpoint = _decorator_for(SpanKind.SESSION, "track_endpoint")
+agent = _decorator_for(SpanKind.AGENT, "agent")
+tool = _decorator_for(SpanKind.TOOL, "tool")
+operation = _decorator_for(SpanKind.OPERATION, "operation")
+task = _decorator_for(SpanKind.TASK, "task")
+workflow = _decorator_for(SpanKind.WORKFLOW, "workflow")
+guardrail = _decorator_for(SpanKind.GUARDRAIL, "guardrail")
+
+__all__ = [
+    "KEYWORDS",
+    "TRACE_KINDS",
+    "EntityDecorator",
+    "SpanRun",
+    "Spec",
+    "Traced",
+    "agent",
+    "guardrail",
+    "operation",
+    "session",
+    "task",
+    "tool",
+    "trace",
+    "track_endpoint",
+    "workflow",
+]

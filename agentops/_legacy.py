@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from agentops import semconv
+from agentops._events import record_event
 from agentops._guard import capture_internal_exceptions
 from agentops._state import flush, state
 from agentops._traces import TraceContext, current_scope, current_trace, end_trace, start_trace
@@ -59,7 +60,11 @@ class Session:
         """Kept for integrations written against old AgentOps; records nothing."""
 
     def record(self, event: Any = None) -> None:
-        """Kept for integrations written against old AgentOps; records nothing."""
+        """Record a legacy event (``ActionEvent``...) as a span of this session (see :func:`agentops.record`)."""
+        if event is None or self.trace_context.ended:
+            return
+        with capture_internal_exceptions("Session.record"):
+            record_event(event, parent=self.trace_context.span)
 
     def __repr__(self) -> str:
         return f"<Session trace_id={self.trace_id} running={self.is_running}>"
@@ -70,7 +75,9 @@ def _end(trace_context: TraceContext, end_state: Any, extra: dict[str, Any]) -> 
         span = trace_context.span
         if span.is_recording():
             for key, value in extra.items():
+                # Ours, and AgentOps' name for the same (agentops.legacy.end_state_reason).
                 span.set_attribute(f"{semconv.AGENTOPS_STATUS_PREFIX}{key}", str(value))
+                span.set_attribute(f"{semconv.AGENTOPS_LEGACY_PREFIX}{key}", str(value))
     end_trace(trace_context, end_state)
     if current_scope() is None:
         # A script may exit right after end_session(); inside a request or

@@ -43,6 +43,7 @@ _STATUS = {
     TraceState.ERROR.value: StatusCode.ERROR,
     TraceState.INDETERMINATE.value: StatusCode.UNSET,
 }
+_FROM_STATUS = {code: state_ for state_, code in _STATUS.items()}
 
 
 class Scope:
@@ -140,7 +141,11 @@ def normalize_end_state(end_state: Any) -> str:
     """Return the end state as its stored string (``Success``/``Error``/``Indeterminate``)."""
     if isinstance(end_state, TraceState):
         return end_state.value
+    if isinstance(end_state, StatusCode):  # AgentOps' TraceState values are StatusCodes
+        return _FROM_STATUS[end_state]
     text = str(end_state or TraceState.SUCCESS.value)
+    if text.lower() == "unset":  # AgentOps' TraceState.UNSET by name
+        return TraceState.INDETERMINATE.value
     for state_ in TraceState:
         if text.lower() == state_.value.lower():
             return state_.value
@@ -165,7 +170,7 @@ def new_trace(
     tags: Any = None,
     *,
     is_init_trace: bool = False,
-    kind: str = semconv.SpanKind.TRACE,
+    kind: str = semconv.SpanKind.SESSION,
 ) -> TraceContext:
     """Create and register a trace without making it current (see :func:`start_trace`)."""
     trace_name = str(trace_name) if trace_name else "session"
@@ -200,7 +205,7 @@ def start_trace(
     tags: Any = None,
     *,
     is_init_trace: bool = False,
-    kind: str = semconv.SpanKind.TRACE,
+    kind: str = semconv.SpanKind.SESSION,
 ) -> TraceContext:
     """Start a trace and make it the caller's current one.
 
@@ -211,7 +216,7 @@ def start_trace(
         trace_name: The trace's name (the root span's name).
         tags: A list of strings or a dict (stored as ``key:value`` strings).
         is_init_trace: Used by ``init()`` for its automatic session.
-        kind: The ``agentops.span.kind`` of the root span.
+        kind: The ``agentops.span.kind`` of the root span (``session``, as AgentOps).
 
     Returns:
         A :class:`TraceContext`; also a context manager that ends the trace.
@@ -310,7 +315,8 @@ def close_trace(trace_context: TraceContext, end_state: Any = TraceState.SUCCESS
     with capture_internal_exceptions("end_trace"):
         span = trace_context.span
         if span.is_recording():
-            span.set_attribute(semconv.AGENTOPS_END_STATE, stored)
+            # Ours (agentops_django reads it) and AgentOps' name, same value.
+            span.set_attributes({semconv.AGENTOPS_END_STATE: stored, semconv.AGENTOPS_SESSION_END_STATE: stored})
             code = _STATUS[stored]
             if code is StatusCode.ERROR:
                 span.set_status(Status(code, "end state Error"))
@@ -346,12 +352,13 @@ def active_traces() -> list[TraceContext]:
         return sorted(state.active_traces.values(), key=lambda t: t.key)
 
 
-def update_trace_metadata(metadata: Mapping[str, Any]) -> bool:
-    """Set metadata on the caller's own trace.
+def update_trace_metadata(metadata: Mapping[str, Any], prefix: str = semconv.TRACE_METADATA_PREFIX) -> bool:
+    """Set metadata on the caller's own trace, as ``{prefix}.{key}`` attributes.
 
     Args:
         metadata: Keys and values; values that are not strings, numbers or
             booleans (or lists of them) are stored as JSON.
+        prefix: The attributes' prefix (AgentOps' default, ``trace.metadata``).
 
     Returns:
         True if a trace of the caller's was found and updated.
@@ -378,7 +385,7 @@ def update_trace_metadata(metadata: Mapping[str, Any]) -> bool:
                 )
             if config and is_secret_key(str(key), config.redact_keys):
                 value = "[REDACTED]"
-            span.set_attribute(f"{semconv.AGENTOPS_METADATA_PREFIX}{key}", value)
+            span.set_attribute(f"{prefix}.{key}", value)
     return True
 
 

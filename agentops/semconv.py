@@ -130,4 +130,135 @@ AGENTOPS_LINK_TYPE = "agentops.link.type"
 CELERY_NEW_TRACE = "celery.new_trace"
 
 
+# --- LLM pricing and shape ------------------------------------------------------
+# What an LLM call cost, what its usage was made of, how its stream arrived and
+# how it ended. OpenTelemetry's names where it has one; AgentOps' own otherwise.
+
+#: Input tokens read from the provider's prompt cache (part of ``gen_ai.usage.input_tokens``).
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+#: Input tokens written to the provider's prompt cache (part of ``gen_ai.usage.input_tokens``).
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+#: Output tokens spent on reasoning/thinking (part of ``gen_ai.usage.output_tokens``).
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+#: Of the cache writes, those kept for one hour (Anthropic prices them apart).
+ANTHROPIC_USAGE_CACHE_CREATION_1H_INPUT_TOKENS = "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
+
+#: Cost in US dollars of one LLM call (AgentOps' name; also written to :data:`GEN_AI_USAGE_COST`).
+GEN_AI_USAGE_TOTAL_COST = "gen_ai.usage.total_cost"
+#: The part of the cost paid for input tokens (cached and cache writes included), in US dollars.
+GEN_AI_USAGE_INPUT_COST = "gen_ai.usage.input_cost"
+#: The part of the cost paid for output tokens (reasoning included), in US dollars.
+GEN_AI_USAGE_OUTPUT_COST = "gen_ai.usage.output_cost"
+#: Where the price came from: :data:`COST_SOURCE_GENAI_PRICES` or :data:`COST_SOURCE_USER`.
+AGENTOPS_COST_SOURCE = "agentops.cost.source"
+#: The model the price is for: the price table's id (``gpt-4o-mini`` for ``gpt-4o-mini-2024-07-18``) or the user's key.
+AGENTOPS_COST_MODEL = "agentops.cost.model"
+#: True on an LLM call whose cost is unknown (never ``$0``): no price, or no usage reported.
+AGENTOPS_COST_UNPRICED = "agentops.cost.unpriced"
+#: Why the cost is unknown, one of the ``UNPRICED_*`` values.
+AGENTOPS_COST_UNPRICED_REASON = "agentops.cost.unpriced_reason"
+COST_SOURCE_GENAI_PRICES = "genai-prices"
+COST_SOURCE_USER = "user"
+#: No price is known for the model (add one with ``agentops.init(prices=...)``).
+UNPRICED_UNKNOWN_MODEL = "unknown model"
+#: The response carried no token usage (an OpenAI stream without ``stream_options.include_usage``).
+UNPRICED_NO_USAGE = "no usage reported"
+#: The price table rejected the usage as inconsistent (e.g. more cached tokens than input tokens).
+UNPRICED_INVALID_USAGE = "invalid usage"
+#: The ``genai-prices`` package is missing, and no price of the user's matched.
+UNPRICED_NO_PRICE_TABLE = "no price table"
+#: Name of the counter (``agentops.counters()``) of LLM calls recorded with an unknown cost.
+COUNTER_UNPRICED_LLM_CALLS = "llm_calls_unpriced"
+
+#: Seconds from the start of a streamed call to its first chunk carrying generated output.
+GEN_AI_STREAMING_TIME_TO_FIRST_TOKEN = "gen_ai.streaming.time_to_first_token"
+#: Seconds from the first generated output to the stream's last chunk.
+GEN_AI_STREAMING_TIME_TO_GENERATE = "gen_ai.streaming.time_to_generate"
+#: Chunks (server-sent events) the stream delivered.
+GEN_AI_STREAMING_CHUNK_COUNT = "gen_ai.streaming.chunk_count"
+#: Output tokens per second of generation (``output_tokens / time_to_generate``), when both are known.
+GEN_AI_STREAMING_TOKENS_PER_SECOND = "gen_ai.streaming.tokens_per_second"
+#: Seconds from the start of a streamed call to its first chunk of any kind (OpenTelemetry's name).
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+
+GEN_AI_REQUEST_TOP_P = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K = "gen_ai.request.top_k"
+GEN_AI_REQUEST_FREQUENCY_PENALTY = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY = "gen_ai.request.presence_penalty"
+GEN_AI_REQUEST_SEED = "gen_ai.request.seed"
+GEN_AI_REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
+#: Completions asked for (``n``), recorded when not 1.
+GEN_AI_REQUEST_CHOICE_COUNT = "gen_ai.request.choice.count"
+#: Embedding encodings asked for (``["float"]``, ``["base64"]``).
+GEN_AI_REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
+#: Length of each embedding vector (asked for, or returned).
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
+#: Names of the tools offered to the model (function tools by name, built-in tools by type).
+AGENTOPS_REQUEST_TOOL_NAMES = "agentops.request.tool_names"
+#: The ``tool_choice`` asked for, when it is a plain string (``"auto"``, ``"required"``...).
+AGENTOPS_REQUEST_TOOL_CHOICE = "agentops.request.tool_choice"
+OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+ANTHROPIC_RESPONSE_SERVICE_TIER = "anthropic.response.service_tier"
+#: Anthropic's inference speed (``"fast"`` is priced apart).
+ANTHROPIC_RESPONSE_SPEED = "anthropic.response.speed"
+
+#: Set (True) when the answer was cut short by a token limit (``length``, ``max_tokens``...).
+AGENTOPS_RESPONSE_TRUNCATED = "agentops.response.truncated"
+#: Set (True) when the provider filtered or refused the answer (``content_filter``, ``refusal``).
+AGENTOPS_RESPONSE_FILTERED = "agentops.response.filtered"
+#: Set (True) when the answer ends by calling tools (``tool_calls``, ``tool_use``, a Responses function call).
+AGENTOPS_RESPONSE_TOOL_CALLS = "agentops.response.tool_calls"
+# --- end of LLM pricing and shape ------------------------------------------------------
+
+
+# --- AgentOps names ---------------------------------------------------------------------
+# The names AgentOps 0.4.21 writes (its ``agentops/semconv`` package), so that data
+# recorded here reads the same as theirs. Where one of ours above means the same,
+# both are written: ours because agentops_django reads it, AgentOps' for everyone else.
+
+#: How a trace ended, on its root span (AgentOps' name for :data:`AGENTOPS_END_STATE`; same values).
+AGENTOPS_SESSION_END_STATE = "agentops.session.end_state"
+#: The decorated entity's name (AgentOps' name for :data:`AGENTOPS_ENTITY_NAME`).
+OPERATION_NAME = "operation.name"
+#: The version given to a decorator, as given (AgentOps' name; :data:`AGENTOPS_ENTITY_VERSION` is its string).
+OPERATION_VERSION = "operation.version"
+#: JSON of a decorated call's arguments, per kind: ``agentops.tool.input``; ``agentops.entity.input``
+#: for the trace kinds (format it with ``entity_kind=``).
+AGENTOPS_DECORATOR_INPUT = "agentops.{entity_kind}.input"
+#: JSON of a decorated call's return value, per kind, as :data:`AGENTOPS_DECORATOR_INPUT`.
+AGENTOPS_DECORATOR_OUTPUT = "agentops.{entity_kind}.output"
+#: ``"input"`` or ``"output"``: what a ``@guardrail(spec=...)`` checks (``agentops.guardrail.spec``).
+AGENTOPS_DECORATOR_SPEC = "agentops.{entity_kind}.spec"
+#: The entity kind whose input/output the trace kinds use in :data:`AGENTOPS_DECORATOR_INPUT`.
+ENTITY_KIND_ENTITY = "entity"
+#: Prefix of the extra keywords given to the legacy ``end_session`` (AgentOps' name for
+#: :data:`AGENTOPS_STATUS_PREFIX`).
+AGENTOPS_LEGACY_PREFIX = "agentops.legacy."
+#: Prefix of metadata set with ``update_trace_metadata`` (AgentOps' default; was :data:`AGENTOPS_METADATA_PREFIX`).
+TRACE_METADATA_PREFIX = "trace.metadata"
+#: An error's message (AgentOps' core attribute, next to ``error.type``).
+ERROR_MESSAGE = "error.message"
+#: The agent an event belongs to (AgentOps' ``agent.id``).
+AGENT_ID = "agent.id"
+#: AgentOps' constants for end states: ``agentops.SUCCESS`` and friends (``UNSET`` is Indeterminate).
+SUCCESS = TraceState.SUCCESS
+ERROR = TraceState.ERROR
+UNSET = TraceState.INDETERMINATE
+
+# The legacy events of AgentOps 0.3 (``record(ActionEvent(...))``), recorded as spans.
+#: The event type, AgentOps' ``EventType`` value: ``actions``, ``tools``, ``llms``, ``errors``.
+AGENTOPS_EVENT_TYPE = "agentops.event.type"
+#: The event's id (a UUID) as the user's code sees it.
+AGENTOPS_EVENT_ID = "agentops.event.id"
+#: Free-form logs given to an event (JSON unless a string).
+AGENTOPS_EVENT_LOGS = "agentops.event.logs"
+#: The screenshot URL of an ``ActionEvent``.
+AGENTOPS_EVENT_SCREENSHOT = "agentops.event.screenshot"
+#: The code of an ``ErrorEvent`` (e.g. ``"501"``).
+AGENTOPS_ERROR_CODE = "agentops.error.code"
+#: The span kind of a recorded ``ErrorEvent`` (its span has status ERROR).
+SPAN_KIND_ERROR = "error"
+# --- end of AgentOps names ---------------------------------------------------------------
+
 __all__ = [name for name in dir() if name.isupper() or name in {"SpanKind", "TraceState"}]

@@ -63,9 +63,11 @@ def job_of(span) -> int:
     """The job number a span recorded (argument, attribute or trace metadata)."""
     if "job" in span.attributes:
         return span.attributes["job"]
-    if "agentops.metadata.job" in span.attributes:
-        return span.attributes["agentops.metadata.job"]
-    return json.loads(span.attributes[semconv.AGENTOPS_ENTITY_INPUT])["job"]
+    if "trace.metadata.job" in span.attributes:
+        return span.attributes["trace.metadata.job"]
+    kind = span.attributes[semconv.AGENTOPS_SPAN_KIND]
+    entity_kind = semconv.ENTITY_KIND_ENTITY if kind == semconv.SpanKind.SESSION else kind
+    return json.loads(span.attributes[semconv.AGENTOPS_DECORATOR_INPUT.format(entity_kind=entity_kind)])["job"]
 
 
 def assert_no_mixing(spans: CapturedSpans, per_trace: int) -> None:

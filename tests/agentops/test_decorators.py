@@ -27,6 +27,11 @@ SPAN_KINDS = ["agent", "tool", "operation", "task", "workflow", "guardrail"]
 TRACE_KINDS = ["trace", "session"]
 
 
+def kind_of(decorator_name: str) -> str:
+    """The span kind a decorator records: ``session`` for the trace decorators, as AgentOps."""
+    return "session" if decorator_name in TRACE_KINDS else decorator_name
+
+
 def decorator(kind: str):
     return getattr(agentops, kind)
 
@@ -35,12 +40,20 @@ def current_span_name() -> str:
     return getattr(trace_api.get_current_span(), "name", "")
 
 
+def payload_key(span, which: str) -> str:
+    """AgentOps' name of a span's input or output: ``agentops.tool.input``; ``agentops.entity.input`` for traces."""
+    kind = span.attributes[semconv.AGENTOPS_SPAN_KIND]
+    entity_kind = semconv.ENTITY_KIND_ENTITY if kind == semconv.SpanKind.SESSION else kind
+    template = semconv.AGENTOPS_DECORATOR_INPUT if which == "input" else semconv.AGENTOPS_DECORATOR_OUTPUT
+    return template.format(entity_kind=entity_kind)
+
+
 def inputs(span) -> object:
-    return json.loads(span.attributes[semconv.AGENTOPS_ENTITY_INPUT])
+    return json.loads(span.attributes[payload_key(span, "input")])
 
 
 def output(span) -> object:
-    return json.loads(span.attributes[semconv.AGENTOPS_ENTITY_OUTPUT])
+    return json.loads(span.attributes[payload_key(span, "output")])
 
 
 # --- names, kinds and arguments -------------------------------------------------
@@ -53,8 +66,8 @@ def test_bare_decorator_makes_a_span_named_function_dot_kind(spans: CapturedSpan
         return "ok"
 
     assert plan() == "ok"
-    span = spans.one(f"plan.{kind}")
-    assert span.attributes[semconv.AGENTOPS_SPAN_KIND] == kind
+    span = spans.one(f"plan.{kind_of(kind)}")
+    assert span.attributes[semconv.AGENTOPS_SPAN_KIND] == kind_of(kind)
     assert span.attributes[semconv.AGENTOPS_ENTITY_NAME] == "plan"
 
 
@@ -65,7 +78,7 @@ def test_decorator_with_empty_parentheses_works_like_the_bare_one(spans: Capture
         return "ok"
 
     assert plan() == "ok"
-    assert spans.one(f"plan.{kind}")
+    assert spans.one(f"plan.{kind_of(kind)}")
 
 
 def test_name_version_and_tags_arguments_are_recorded(spans: CapturedSpans) -> None:
@@ -86,7 +99,7 @@ def test_a_name_can_be_given_as_the_only_positional_argument(spans: CapturedSpan
         pass
 
     run()
-    assert spans.one("nightly-report.trace")
+    assert spans.one("nightly-report.session")
 
 
 def test_tool_cost_is_recorded(spans: CapturedSpans) -> None:
@@ -138,7 +151,7 @@ def test_trace_and_session_decorators_start_a_new_trace_with_an_end_state(spans:
 
     with agentops.start_trace("outer"):
         job()
-    span = spans.one(f"job.{kind}")
+    span = spans.one(f"job.{kind_of(kind)}")
     assert span.parent is None
     assert span.attributes[semconv.AGENTOPS_END_STATE] == "Success"
     assert span.status.status_code is StatusCode.OK
@@ -208,7 +221,7 @@ def test_payloads_longer_than_max_payload_size_are_truncated(agentops_init) -> N
 
     with captured_spans() as spans:
         echo("x" * 1000)
-    recorded = spans.one("echo.tool").attributes[semconv.AGENTOPS_ENTITY_OUTPUT]
+    recorded = spans.one("echo.tool").attributes["agentops.tool.output"]
     assert recorded.startswith('"xxxx')
     assert "...[truncated" in recorded
     assert len(recorded) < 200
@@ -224,8 +237,7 @@ def test_with_content_capture_off_no_inputs_or_outputs_are_recorded(agentops_ini
     with captured_spans() as spans:
         echo("private")
     attributes = spans.one("echo.tool").attributes
-    assert semconv.AGENTOPS_ENTITY_INPUT not in attributes
-    assert semconv.AGENTOPS_ENTITY_OUTPUT not in attributes
+    assert not [key for key in attributes if key.endswith((".input", ".output"))]
 
 
 def test_an_unserialisable_argument_is_recorded_by_repr_and_the_call_still_works(spans: CapturedSpans) -> None:
@@ -270,7 +282,7 @@ def test_an_exception_in_a_trace_decorated_call_ends_the_trace_as_error(spans: C
 
     with pytest.raises(RuntimeError):
         job()
-    assert spans.one("job.trace").attributes[semconv.AGENTOPS_END_STATE] == "Error"
+    assert spans.one("job.session").attributes[semconv.AGENTOPS_END_STATE] == "Error"
 
 
 async def test_an_exception_in_a_coroutine_is_recorded_and_re_raised_unchanged(spans: CapturedSpans) -> None:
@@ -558,7 +570,7 @@ async def test_async_methods_are_traced(spans: CapturedSpans) -> None:
 
 @agentops.agent(name="Planner", version="1")
 class Planner:
-    """A decorated class: its public methods become agent spans."""
+    """A decorated class: one agent span per instance, or per outermost call outside one."""
 
     def __init__(self) -> None:
         self.calls = 0
@@ -599,14 +611,15 @@ def test_a_decorated_class_is_still_the_same_class() -> None:
     assert Planner.__doc__.startswith("A decorated class")
 
 
-def test_a_decorated_classs_public_methods_become_spans_named_class_method_kind(spans: CapturedSpans) -> None:
-    planner = Planner.create()
+def test_outside_any_trace_each_outermost_call_of_a_decorated_class_is_a_span_named_class_method_kind(
+    spans: CapturedSpans,
+) -> None:
+    planner = Planner()  # outside any trace: no instance span
     planner.plan("ship")
     assert list(planner.steps(2)) == [0, 1]
     assert Planner.describe() == "planner"
     assert asyncio.run(planner.aplan("x")) == "x"
     assert [s.name for s in spans] == [
-        "Planner.create.agent",
         "Planner.plan.agent",
         "Planner.steps.agent",
         "Planner.describe.agent",
@@ -618,12 +631,19 @@ def test_a_decorated_classs_public_methods_become_spans_named_class_method_kind(
     assert planner.calls == 1
 
 
-def test_a_decorated_class_leaves_private_methods_properties_and_own_decorators_alone(spans: CapturedSpans) -> None:
+def test_a_decorated_class_leaves_private_methods_and_properties_alone(spans: CapturedSpans) -> None:
     planner = Planner()
     assert planner._private() == "hidden"
     assert planner.label == "label"
-    planner.search("q")
-    assert [s.name for s in spans] == ["search.tool"]
+    assert list(spans) == []
+
+
+def test_a_decorated_method_of_a_decorated_class_called_outside_a_trace_is_inside_a_class_span(
+    spans: CapturedSpans,
+) -> None:
+    Planner().search("q")
+    outer, inner = spans.one("Planner.search.agent"), spans.one("search.tool")
+    assert inner.parent.span_id == outer.context.span_id
 
 
 # --- the decorated callable looks like the original ----------------------------------------

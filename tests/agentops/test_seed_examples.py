@@ -246,9 +246,9 @@ def test_decorator_example_records_a_trace_and_an_agent_span(
     epilogue = 'agentops.init(auto_start_session=False)\nassert my_workflow() == "result"\nMyAgent().run()\n'
     spans = by_name(run_example(tmp_path, llm_server, harness, USING_DECORATORS, epilogue))
 
-    workflow = spans["my_workflow.trace"]
+    workflow = spans["my_workflow.session"]  # AgentOps' name and kind for a @trace root
     assert workflow["parent_id"] is None
-    assert workflow["attributes"]["agentops.span.kind"] == "trace"
+    assert workflow["attributes"]["agentops.span.kind"] == "session"
     assert workflow["attributes"]["agentops.entity.output"] == '"result"'
     assert workflow["attributes"]["agentops.end_state"] == "Success"
     agent = spans["MyAgent.run.agent"]

@@ -70,7 +70,7 @@ def test_trace_root_span_is_named_after_the_trace_and_has_no_parent(spans: Captu
     agentops.end_trace(agentops.start_trace("checkout"))
     root = spans.one("checkout")
     assert root.parent is None
-    assert root.attributes[semconv.AGENTOPS_SPAN_KIND] == semconv.SpanKind.TRACE
+    assert root.attributes[semconv.AGENTOPS_SPAN_KIND] == semconv.SpanKind.SESSION  # AgentOps' kind of a trace root
     assert root.attributes[semconv.AGENTOPS_TRACE_NAME] == "checkout"
 
 
@@ -314,9 +314,9 @@ def test_update_trace_metadata_sets_prefixed_attributes_on_the_callers_trace(spa
     assert agentops.update_trace_metadata({"user": "ann", "attempt": 2, "labels": ["a", "b"]}) is True
     agentops.end_trace(trace_context)
     attributes = spans.one("t").attributes
-    assert attributes["agentops.metadata.user"] == "ann"
-    assert attributes["agentops.metadata.attempt"] == 2
-    assert attributes["agentops.metadata.labels"] == ("a", "b")
+    assert attributes["trace.metadata.user"] == "ann"
+    assert attributes["trace.metadata.attempt"] == 2
+    assert attributes["trace.metadata.labels"] == ("a", "b")
 
 
 def test_update_trace_metadata_stores_other_values_as_json_and_masks_secrets(spans: CapturedSpans) -> None:
@@ -324,8 +324,8 @@ def test_update_trace_metadata_stores_other_values_as_json_and_masks_secrets(spa
     agentops.update_trace_metadata({"order": {"id": 7, "card_token": "abc"}, "api_key": "sk-1"})
     agentops.end_trace(trace_context)
     attributes = spans.one("t").attributes
-    assert attributes["agentops.metadata.order"] == '{"id":7,"card_token":"[REDACTED]"}'
-    assert attributes["agentops.metadata.api_key"] == "[REDACTED]"
+    assert attributes["trace.metadata.order"] == '{"id":7,"card_token":"[REDACTED]"}'
+    assert attributes["trace.metadata.api_key"] == "[REDACTED]"
 
 
 def test_update_trace_metadata_inside_a_decorated_call_reaches_the_trace(spans: CapturedSpans) -> None:
@@ -335,7 +335,7 @@ def test_update_trace_metadata_inside_a_decorated_call_reaches_the_trace(spans: 
 
     with agentops.start_trace("t"):
         step()
-    assert spans.one("t").attributes["agentops.metadata.step"] == "done"
+    assert spans.one("t").attributes["trace.metadata.step"] == "done"
 
 
 def test_update_trace_metadata_outside_any_trace_returns_false(spans: CapturedSpans) -> None:
@@ -344,7 +344,7 @@ def test_update_trace_metadata_outside_any_trace_returns_false(spans: CapturedSp
 
 def test_update_trace_metadata_in_a_request_without_a_trace_updates_the_request(spans: CapturedSpans, scope) -> None:
     assert agentops.update_trace_metadata({"a": 1}) is True
-    assert scope.attributes["agentops.metadata.a"] == 1
+    assert scope.attributes["trace.metadata.a"] == 1
 
 
 def test_update_trace_metadata_never_touches_another_threads_trace(spans: CapturedSpans) -> None:
@@ -360,8 +360,8 @@ def test_update_trace_metadata_never_touches_another_threads_trace(spans: Captur
     thread.join(10)
     agentops.end_trace(mine)
     assert results == [True]
-    assert "agentops.metadata.who" not in spans.one("mine").attributes
-    assert spans.one("other").attributes["agentops.metadata.who"] == "other"
+    assert "trace.metadata.who" not in spans.one("mine").attributes
+    assert spans.one("other").attributes["trace.metadata.who"] == "other"
 
 
 def test_end_trace_accepts_a_legacy_session(spans: CapturedSpans) -> None:

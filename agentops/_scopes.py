@@ -119,6 +119,7 @@ class Scope:
                     if end_state is not None:
                         stored = normalize_end_state(end_state)
                         final[semconv.AGENTOPS_END_STATE] = stored
+                        final[semconv.AGENTOPS_SESSION_END_STATE] = stored  # AgentOps' name
                         if stored == _SUCCESS and not self.failed:
                             span.set_status(_OK)
                         elif stored == _ERROR and not self.failed:

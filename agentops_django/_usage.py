@@ -6,9 +6,11 @@ reads a span's attributes as a mapping, whether an SDK span's or a stored row's.
 
 The rule: tokens are the sums over spans of kind ``llm`` only
 (``gen_ai.usage.input_tokens``, ``gen_ai.usage.output_tokens``); cost adds
-those spans' ``gen_ai.usage.cost`` and the price of each tool call
+those spans' ``gen_ai.usage.total_cost`` (``gen_ai.usage.cost`` for spans
+written before pricing) and the price of each tool call
 (``agentops.tool.cost``). Agent, task and request spans never add their own,
-so no call is counted twice.
+so no call is counted twice. LLM calls marked ``agentops.cost.unpriced`` are
+counted, so a total can say it leaves them out.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ TOOL = semconv.SpanKind.TOOL
 TOTALS_RULE = (
     "Tokens are the sums over spans of kind \u201cllm\u201d only "
     f"({semconv.GEN_AI_USAGE_INPUT_TOKENS}, {semconv.GEN_AI_USAGE_OUTPUT_TOKENS}); cost adds those spans' "
-    f"{semconv.GEN_AI_USAGE_COST} and the price of each tool call ({semconv.AGENTOPS_TOOL_COST}). "
-    "Agent, task and request spans never add their own, so no call is counted twice."
+    f"{semconv.GEN_AI_USAGE_TOTAL_COST} and the price of each tool call ({semconv.AGENTOPS_TOOL_COST}). "
+    "Agent, task and request spans never add their own, so no call is counted twice. "
+    "Calls whose model has no known price are counted as unpriced, not as $0."
 )
 
 
@@ -54,6 +57,8 @@ class Usage(NamedTuple):
     input_tokens: int
     output_tokens: int
     cost: float
+    #: 1 for an LLM call whose price is unknown (its cost is then not 0 but missing).
+    unpriced: int = 0
 
 
 NOTHING = Usage(0, 0, 0.0)
@@ -61,7 +66,9 @@ NOTHING = Usage(0, 0, 0.0)
 USAGE_KEYS = (
     semconv.GEN_AI_USAGE_INPUT_TOKENS,
     semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+    semconv.GEN_AI_USAGE_TOTAL_COST,
     semconv.GEN_AI_USAGE_COST,
+    semconv.AGENTOPS_COST_UNPRICED,
     semconv.AGENTOPS_TOOL_COST,
 )
 
@@ -74,11 +81,15 @@ def _tokens(value: Any) -> int:
 def span_usage(kind: Any, attributes: Mapping[str, Any]) -> Usage:
     """Tokens and cost ``attributes`` add to the trace, for a span of ``kind`` (``agentops.span.kind``)."""
     if kind == LLM:
-        cost = number(attributes.get(semconv.GEN_AI_USAGE_COST))
+        cost = number(attributes.get(semconv.GEN_AI_USAGE_TOTAL_COST))
+        if cost is None:  # spans stored before pricing, or from another instrumentation
+            cost = number(attributes.get(semconv.GEN_AI_USAGE_COST))
         return Usage(
             _tokens(attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
             _tokens(attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
             cost if cost is not None and cost > 0 else 0.0,
+            # True on a span; "true" or 1 when a database extracted it from stored JSON.
+            1 if attributes.get(semconv.AGENTOPS_COST_UNPRICED) in (True, "true") else 0,
         )
     if kind == TOOL:
         cost = number(attributes.get(semconv.AGENTOPS_TOOL_COST))

@@ -43,6 +43,9 @@ class Trace(models.Model):
     output_tokens = models.PositiveBigIntegerField(default=0)
     total_tokens = models.PositiveBigIntegerField(default=0)
     cost = models.FloatField(default=0.0)
+    #: LLM calls whose model has no known price: ``cost`` leaves them out. (A plain
+    #: IntegerField: adding a CHECK constraint would scan a big table under lock.)
+    unpriced_calls = models.IntegerField(default=0)
     tags = models.JSONField(default=list, blank=True)
     #: "|tag1|tag2|" so the admin can search a tag on any database.
     tags_text = models.CharField(max_length=1024, blank=True, default="")

@@ -231,7 +231,7 @@ class TraceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Cost")
     def cost_display(self, obj: Trace) -> str:
-        return format_cost(obj.cost)
+        return format_cost(obj.cost, obj.unpriced_calls)
 
     @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
     def action_checkbox(self, obj: Trace) -> str:
@@ -363,7 +363,7 @@ class TraceAdmin(admin.ModelAdmin):
             "unfinished": unfinished,
             "status": TraceStatus.INDETERMINATE if unfinished else trace.status,
             "duration": format_duration(trace.duration_ms if trace.duration_ms is not None else waterfall.total_ms),
-            "total_cost": format_cost(waterfall.totals.cost),
+            "total_cost": format_cost(waterfall.totals.cost, waterfall.totals.unpriced),
             "selected": selected,
             "change_url": change_url,
             "otlp_url": reverse("admin:agentops_django_trace_otlp", args=[trace.pk]),

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from agentops import semconv
-from agentops_django._usage import number, span_usage
+from agentops_django._usage import USAGE_KEYS, number, span_usage
 from agentops_django.models import Span, Trace
 
 HEX32 = re.compile(r"[0-9a-fA-F]{32}")
@@ -40,19 +40,18 @@ KINDS = {
     "tool": ("tool", "TOOL"),
     "llm": ("llm", "LLM"),
     "workflow": ("agent", "FLOW"),
-    "session": ("other", "SESS"),
+    # A trace root: AgentOps calls its kind "session" ("trace" in spans stored before).
+    "session": ("other", "TRACE"),
     "trace": ("other", "TRACE"),
 }
 
 #: Flattened into each row of the waterfall query: alias → attribute key.
 ROW_ATTRIBUTES = {
-    "a_wait": "celery.queue_wait_ms",
-    "a_model": "gen_ai.request.model",
-    "a_in": "gen_ai.usage.input_tokens",
-    "a_out": "gen_ai.usage.output_tokens",
-    "a_cost": "gen_ai.usage.cost",
-    "a_tool_cost": "agentops.tool.cost",
-    "a_new_trace": "celery.new_trace",
+    "a_wait": semconv.CELERY_QUEUE_WAIT_MS,
+    "a_model": semconv.GEN_AI_REQUEST_MODEL,
+    "a_new_trace": semconv.CELERY_NEW_TRACE,
+    # What the totals rule reads (agentops_django._usage).
+    **{f"a_usage_{n}": key for n, key in enumerate(USAGE_KEYS)},
 }
 ROW_FIELDS = ("span_id", "parent_span_id", "name", "kind", "status", "started_at", "duration_ms", "links")
 #: Deeper spans are drawn at this indentation (the tree lines stay readable).
@@ -106,7 +105,12 @@ def format_duration(ms: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-def format_cost(cost: float | None) -> str:
+def format_cost(cost: float | None, unpriced: int = 0) -> str:
+    """A cost for display; with unpriced LLM calls, says what it leaves out ("unknown", never $0)."""
+    if unpriced:
+        if not cost:
+            return "unknown"
+        return f"\u2265 {format_cost(cost)} ({unpriced} call{'s' if unpriced != 1 else ''} without a price)"
     if not cost:
         return DASH
     return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
@@ -317,7 +321,8 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
             )
     llm = None
     if span.kind == "llm":
-        input_tokens, output_tokens, cost = span_usage(span.kind, attributes)
+        input_tokens, output_tokens, cost, unpriced = span_usage(span.kind, attributes)
+        first_token = number(attributes.get(semconv.GEN_AI_STREAMING_TIME_TO_FIRST_TOKEN))
         llm = {
             "system": attributes.get("gen_ai.system", ""),
             "model": attributes.get("gen_ai.request.model", ""),
@@ -325,7 +330,9 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
             "input_tokens": f"{input_tokens:,}",
             "output_tokens": f"{output_tokens:,}",
             "total_tokens": f"{input_tokens + output_tokens:,}",
-            "cost": format_cost(cost),
+            "cost": format_cost(cost, unpriced),
+            "unpriced_reason": attributes.get(semconv.AGENTOPS_COST_UNPRICED_REASON, "") if unpriced else "",
+            "time_to_first_token": format_duration(first_token * 1000) if first_token is not None else "",
             "input_messages": _messages(attributes.get("gen_ai.input.messages")),
             "output_messages": _messages(attributes.get("gen_ai.output.messages")),
         }

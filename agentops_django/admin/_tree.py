@@ -80,6 +80,8 @@ class Totals:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    #: LLM calls without a known price (``cost`` leaves them out).
+    unpriced: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -138,6 +140,7 @@ def totals_of(spans: Iterable[Mapping[str, Any]]) -> Totals:
         totals.input_tokens += usage.input_tokens
         totals.output_tokens += usage.output_tokens
         totals.cost += usage.cost
+        totals.unpriced += usage.unpriced
     return totals
 
 

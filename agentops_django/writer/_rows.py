@@ -66,6 +66,7 @@ TRACE_COLUMNS = (
     "output_tokens",
     "total_tokens",
     "cost",
+    "unpriced_calls",
     "tags",
     "tags_text",
     "service_name",
@@ -73,6 +74,7 @@ TRACE_COLUMNS = (
 )
 
 _KIND_ATTR = semconv.AGENTOPS_SPAN_KIND
+_END_STATES = frozenset(state.value for state in semconv.TraceState)
 _ROOT_KINDS = frozenset({semconv.SpanKind.REQUEST, semconv.SpanKind.CELERY_TASK})
 _TRACE_KIND = {semconv.SpanKind.REQUEST: "request", semconv.SpanKind.CELERY_TASK: "task"}
 _ERROR = StatusCode.ERROR
@@ -164,6 +166,7 @@ class SpanRow:
         "rank",
         "span",
         "start_ns",
+        "unpriced",
         "values",
     )
 
@@ -191,7 +194,7 @@ class SpanRow:
         self.start_ns = start_ns
         self.end_ns = end_ns
         # The totals rule (agentops_django._usage), the same as the trace page's.
-        self.input_tokens, self.output_tokens, self.cost = span_usage(kind, attributes)
+        self.input_tokens, self.output_tokens, self.cost, self.unpriced = span_usage(kind, attributes)
         events = span.events
         links = span.links
         resource = span.resource
@@ -278,9 +281,11 @@ def convert(spans: Iterable[ReadableSpan], sqlite: Any) -> list[SpanRow]:
 
 
 def _root_status(row: SpanRow) -> str:
-    state = _attributes(row.span).get(semconv.AGENTOPS_END_STATE)
-    if state in ("Success", "Error", "Indeterminate"):
-        return state
+    attributes = _attributes(row.span)
+    # AgentOps' name first; ours for spans from before it was written too.
+    state = attributes.get(semconv.AGENTOPS_SESSION_END_STATE) or attributes.get(semconv.AGENTOPS_END_STATE)
+    if state in _END_STATES:
+        return str(state)
     return "Error" if row.error else "Success"
 
 
@@ -302,6 +307,7 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
             start_ns, end_ns = first.start_ns, first.end_ns
             started_at, ended_at = first.values[7], first.values[8]
             input_tokens, output_tokens, cost = first.input_tokens, first.output_tokens, first.cost
+            unpriced = first.unpriced
             errors = 1 if first.error else 0
         else:
             first = min(members, key=lambda r: r.start_ns)
@@ -312,6 +318,7 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
             input_tokens = sum(r.input_tokens for r in members)
             output_tokens = sum(r.output_tokens for r in members)
             cost = sum(r.cost for r in members)
+            unpriced = sum(r.unpriced for r in members)
             errors = sum(1 for r in members if r.error)
         if root.rank:
             attributes = _attributes(root.span)
@@ -339,6 +346,7 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
                 output_tokens,
                 input_tokens + output_tokens,
                 cost,
+                unpriced,
                 _json(tags),
                 ("|" + "|".join(tags) + "|")[:1024] if tags else "",
                 service,

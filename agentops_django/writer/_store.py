@@ -225,7 +225,8 @@ def upsert_traces_sql(count: int, postgres: bool, arrays: Sequence[str] | None =
             f" + CAST(substr({end}, 21, 6) AS INTEGER) - CAST(substr({start}, 21, 6) AS INTEGER)) / 1000.0"
         )
     from_root = "CASE WHEN excluded.root_rank > {t}.root_rank THEN excluded.{c} ELSE {t}.{c} END"
-    assignments = [f"{c} = {t}.{c} + excluded.{c}" for c in TRACE_COLUMNS[9:15]]
+    additive = ("span_count", "error_count", "input_tokens", "output_tokens", "total_tokens", "cost", "unpriced_calls")
+    assignments = [f"{c} = {t}.{c} + excluded.{c}" for c in additive]
     assignments += [
         f"{c} = {from_root.format(t=t, c=c)}"
         for c in ("name", "status", "kind", "root_span_id", "tags", "tags_text", "service_name")

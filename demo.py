@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Run the demo: ``python3 demo.py`` (``--once`` to run the scenario, check it and exit).
 
-Sets up ``.venv`` first (see scripts/bootstrap.py); the demo itself lives in
-``demo_project/runner.py``.
+Sets up ``.venv`` first with only what the demo needs (scripts/bootstrap.py's
+``demo`` profile; an environment set up for the tests has it already); the
+demo itself lives in ``demo_project/runner.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bootstrap import reexec_in_venv  # noqa: E402
 
-reexec_in_venv(Path(__file__))
+reexec_in_venv(Path(__file__), profile="demo")
 
 sys.path.insert(0, str(ROOT))
 

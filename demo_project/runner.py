@@ -1,12 +1,15 @@
 """The one-command demo: ``python3 demo.py`` (serve until Ctrl-C) or ``python3 demo.py --once`` (check and exit).
 
-Steps: migrate the database and make the demo admin user; start the stand-in
-LLM server (unless ``OPENAI_BASE_URL`` already points somewhere), a Celery
-worker (prefork, two children, embedded beat) and the web server on a free
-port of 127.0.0.1; ask the site a few questions and stream an answer over
-real HTTP; wait until their traces have arrived whole in the database; print
-them as a table. Every process started here is stopped again on the way out,
-on success, failure, Ctrl-C or SIGTERM alike.
+Steps: check that the web server's port is free; migrate the database and
+make the demo admin user; start the stand-in LLM server (unless
+``OPENAI_BASE_URL`` already points somewhere), the web server on 127.0.0.1, a
+Celery worker (prefork, two children) and Celery beat; ask the site a few
+questions and stream an answer over real HTTP; wait until their traces are
+complete in the database; print them as a table with their admin links.
+Every process started here is stopped again on the way out, on success,
+failure, Ctrl-C or SIGTERM alike, in the order that lets each finish its
+work: beat first (no new tasks), then the worker and the web server, then
+the LLM server they call.
 """
 
 from __future__ import annotations
@@ -14,16 +17,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from demo_project.processes import Child, ChildExited, free_port, stop_all, wait_for_port
+from demo_project.processes import (
+    Child,
+    ChildExited,
+    PortInUse,
+    check_port_free,
+    free_port,
+    stop_all,
+    wait_for_log,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER = "admin"
@@ -32,6 +46,15 @@ ADMIN_PASSWORD = "agentops-demo"
 ONCE_DIGEST_INTERVAL = "5"
 #: Files held open for the life of the process (the data folder's lock).
 _held: list[Any] = []
+#: The order of stopping: beat sends no new task, then the worker finishes its tasks
+#: and the web server its requests while the LLM server they call still answers.
+STOP_ORDER = (("beat",), ("worker", "web"), ("llm",))
+#: What a Celery worker logs (at INFO) once it takes tasks: "celery@host ready.".
+WORKER_READY = re.compile(r"@\S+ ready\.$", re.MULTILINE)
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why and what to do."""
 
 
 def _say(message: str = "") -> None:
@@ -39,7 +62,7 @@ def _say(message: str = "") -> None:
 
 
 class _Progress:
-    """Shows the waiting on one line in a terminal, or a line per change elsewhere."""
+    """Shows the waiting on one line in a terminal, or a short line per change elsewhere."""
 
     def __init__(self) -> None:
         self.tty = sys.stdout.isatty()
@@ -71,9 +94,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="demo.py",
         description="The agentops-django demo: a traced research-assistant site with its Celery worker. "
-        "Serves until Ctrl-C; with --once, checks that every trace arrived whole and exits.",
+        "Serves until Ctrl-C; with --once, checks that every trace is complete and exits.",
     )
-    parser.add_argument("--once", action="store_true", help="run the scenario, check every trace arrived whole, exit")
+    parser.add_argument("--once", action="store_true", help="run the scenario, check every trace is complete, exit")
     parser.add_argument("--port", type=int, default=0, help="web server port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for the traces (default 90)")
     return parser.parse_args(argv)
@@ -83,6 +106,8 @@ def _prepare_environment(once: bool) -> bool:
     """Environment for this process and the children; return whether to start the stand-in LLM server."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "demo_project.settings"
     os.environ["PYTHONUNBUFFERED"] = "1"
+    # The children import the project from the checkout (the demo's .venv holds only its dependencies).
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     if once:
         os.environ.setdefault("DEMO_DIGEST_INTERVAL", ONCE_DIGEST_INTERVAL)
     # A real endpoint the user configured wins; otherwise the stand-in server is used.
@@ -109,7 +134,7 @@ def _lock_data_dir(data_dir: Path) -> None:
     """Hold an exclusive lock on the data folder for as long as this process lives.
 
     Raises:
-        RuntimeError: Another demo is running on the same folder.
+        DemoError: Another demo is running on the same folder.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     handle = open(data_dir / "demo.lock", "w")
@@ -123,7 +148,10 @@ def _lock_data_dir(data_dir: Path) -> None:
     except OSError:
         _held.remove(handle)
         handle.close()
-        raise RuntimeError(f"another demo is running with the data folder {data_dir}") from None
+        raise DemoError(
+            f"another demo is running with the data folder {data_dir}; stop it first, "
+            "or give this one a folder of its own with DEMO_DATA_DIR"
+        ) from None
 
 
 def _clear_embedded_broker() -> None:
@@ -152,10 +180,10 @@ def _describe_backends() -> str:
     return f"database {connection.vendor}, broker {broker}, result backend {backend}"
 
 
-def _start_children(log_dir: Path, port: int, stand_in: bool) -> list[Child]:
+def _start_children(children: list[Child], log_dir: Path, port: int, stand_in: bool) -> None:
+    """Start the processes in the order they are needed, adding each to ``children`` as it starts."""
     python = sys.executable
     env = dict(os.environ)
-    children: list[Child] = []
     if stand_in:
         llm_port = free_port()
         llm = Child(
@@ -172,14 +200,20 @@ def _start_children(log_dir: Path, port: int, stand_in: bool) -> list[Child]:
         _say(f"  stand-in LLM server   http://127.0.0.1:{llm_port}/v1")
     else:
         _say(f"  LLM endpoint          {os.environ['OPENAI_BASE_URL']} (from OPENAI_BASE_URL)")
+    # The web server, the worker and beat boot side by side (a few seconds each); the
+    # visitor starts once the web server listens and the worker takes tasks.
+    web = Child(
+        "web",
+        [python, str(ROOT / "manage.py"), "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"],
+        env,
+        ROOT,
+        log_dir / "web.log",
+    )
+    children.append(web)
+    celery = [python, "-m", "celery", "-A", "demo_project"]
     worker_argv = [
-        python,
-        "-m",
-        "celery",
-        "-A",
-        "demo_project",
+        *celery,
         "worker",
-        "-B",
         "-P",
         "prefork",
         "-c",
@@ -191,19 +225,18 @@ def _start_children(log_dir: Path, port: int, stand_in: bool) -> list[Child]:
         "--without-gossip",
         "--without-mingle",
     ]
-    children.append(Child("worker", worker_argv, env, ROOT, log_dir / "worker.log"))
-    _say("  Celery worker         prefork, 2 processes, embedded beat")
-    web = Child(
-        "web",
-        [python, str(ROOT / "manage.py"), "runserver", "--noreload", "--insecure", f"127.0.0.1:{port}"],
-        env,
-        ROOT,
-        log_dir / "web.log",
-    )
-    children.append(web)
+    worker = Child("worker", worker_argv, env, ROOT, log_dir / "worker.log")
+    children.append(worker)
+    # Beat runs on its own (not inside the worker with -B) so that it can be stopped first.
+    children.append(Child("beat", [*celery, "beat", "-l", "info"], env, ROOT, log_dir / "beat.log"))
     wait_for_port(port, web, timeout=60)
     _say(f"  web server            http://127.0.0.1:{port}/")
-    return children
+    wait_for_log(worker, WORKER_READY, timeout=60)
+    _say("  Celery worker         prefork, 2 processes")
+    from django.conf import settings
+
+    interval = settings.CELERY_BEAT_SCHEDULE["research-digest"]["schedule"]
+    _say(f"  Celery beat           sends the digest task every {interval:g} s")
 
 
 def _check_alive(children: Sequence[Child]) -> None:
@@ -213,6 +246,10 @@ def _check_alive(children: Sequence[Child]) -> None:
 
 def _run(args: argparse.Namespace, children: list[Child]) -> int:
     stand_in = _prepare_environment(args.once)
+    # Before anything starts: a busy port would only show up as the web server's exit, later.
+    if args.port:
+        check_port_free(args.port)
+    port = args.port or free_port()
     started = datetime.now(UTC) - timedelta(seconds=1)
     _say("==> preparing the database")
     from django.conf import settings
@@ -220,15 +257,12 @@ def _run(args: argparse.Namespace, children: list[Child]) -> int:
     _lock_data_dir(settings.DATA_DIR)
     _setup_database()
     _clear_embedded_broker()
-    from django.conf import settings
-
     log_dir = settings.DATA_DIR / "logs"
     _say(f"  {_describe_backends()}")
     _say(f"  admin user            {ADMIN_USER} / {ADMIN_PASSWORD}")
 
     _say(f"==> starting the processes (logs in {log_dir})")
-    port = args.port or free_port()
-    children.extend(_start_children(log_dir, port, stand_in))
+    _start_children(children, log_dir, port, stand_in)
     base = f"http://127.0.0.1:{port}"
 
     from agentops.semconv import SpanKind
@@ -238,9 +272,13 @@ def _run(args: argparse.Namespace, children: list[Child]) -> int:
     expected = scenario.run(base, progress=_say)
     if args.once:
         # Beat publishes with no caller, so the digest task's span is its trace's root.
-        expected.append(scenario.Expected("digest", "", SpanKind.CELERY_TASK, {"research.write_digest": 1}, 1))
+        expected.append(
+            scenario.Expected(
+                "digest", "", SpanKind.CELERY_TASK, {"research.write_digest": 1}, 1, "the digest task beat sends"
+            )
+        )
 
-    _say("==> waiting for the traces to arrive")
+    _say("==> waiting for the traces to be stored")
     progress = _Progress()
 
     def watch(reports: list[Any]) -> None:
@@ -255,29 +293,38 @@ def _run(args: argparse.Namespace, children: list[Child]) -> int:
     _say()
     _say(verify.table(reports))
     _say()
-    whole = all(report.whole for report in reports)
-    admin = f"{base}/admin/agentops_django/trace/"
+    complete = all(report.complete for report in reports)
+    _say(f"Checked: {verify.CHECKED}.")
     if args.once:
-        if whole:
-            _say(f"All {len(reports)} traces arrived whole: one root each, every parent present.")
+        if complete:
+            _say(f"All {len(reports)} traces are complete.")
+            _say(f"Their pages in the admin while python3 demo.py runs (log in as {ADMIN_USER} / {ADMIN_PASSWORD}):")
+            for report in reports:
+                _say(f"  {report.expected.label:<7} {verify.admin_path(report.expected.trace_id)}")
             return 0
-        _say(f"Some traces did not arrive whole (see the check column). Logs: {log_dir}")
+        _say(f"Some traces are incomplete (see the check column). Logs: {log_dir}")
         for child in children:
-            _say(f"--- {child.name} log (last lines) ---\n{child.tail(15)}")
+            _say(f"  the end of the {child.name} log ({child.log_path}):")
+            _say(textwrap.indent(child.tail(15), "    "))
         return 1
-    _say(f"Open {admin} and log in as {ADMIN_USER} / {ADMIN_PASSWORD}.")
+    _say("Each trace in the admin:")
+    for report in reports:
+        if report.expected.trace_id:
+            _say(f"  {report.expected.label:<7} {base}{verify.admin_path(report.expected.trace_id)}")
+    _say(f"Log in as {ADMIN_USER} / {ADMIN_PASSWORD}; every trace: {base}/admin/agentops_django/trace/")
     _say(f"Ask your own questions at {base}/ . New traces are listed below as they settle. Ctrl-C stops everything.")
     from agentops_django.models import Trace
 
     # The visitor's page views are traces too; list only what comes next.
     seen = set(Trace.objects.filter(started_at__gte=started).values_list("trace_id", flat=True))
-    _follow(children, seen=seen, since=started)
+    _follow(children, base, seen=seen, since=started)
     return 0
 
 
-def _follow(children: Sequence[Child], seen: set[str], since: datetime) -> None:
+def _follow(children: Sequence[Child], base: str, seen: set[str], since: datetime) -> None:
     """Until Ctrl-C: print each new trace once it has been quiet for a few seconds."""
     from agentops_django.models import Trace
+    from demo_project.verify import admin_path, plural
 
     while True:
         _check_alive(children)
@@ -287,10 +334,18 @@ def _follow(children: Sequence[Child], seen: set[str], since: datetime) -> None:
             seen.add(trace.trace_id)
             duration = "-" if trace.duration_ms is None else f"{trace.duration_ms:.0f} ms"
             _say(
-                f"  {trace.name:<40} {trace.span_count:>4} spans {trace.total_tokens:>6} tokens "
-                f"{duration:>9}  {trace.status}"
+                f"  {trace.name:<28} {plural(trace.span_count, 'span'):>9} {plural(trace.total_tokens, 'token'):>12} "
+                f"{duration:>9}  {trace.status:<13} {base}{admin_path(trace.trace_id)}"
             )
         time.sleep(2)
+
+
+def _stop_stages(children: Sequence[Child]) -> list[list[Child]]:
+    """``children`` grouped in :data:`STOP_ORDER` (anything not named there last)."""
+    stages = [[child for child in children if child.name in names] for names in STOP_ORDER]
+    named = {name for names in STOP_ORDER for name in names}
+    stages.append([child for child in children if child.name not in named])
+    return [stage for stage in stages if stage]
 
 
 def _raise_exit(signum: int, frame: Any) -> None:
@@ -319,12 +374,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say()
         code = 0 if not args.once else 130
+    except PortInUse as error:
+        _say(f"error: {error}.")
+        _say("  Stop the program that uses it, or leave out --port and the demo picks a free port.")
+    except DemoError as error:
+        _say(f"error: {error}")
     except ChildExited as error:
+        # The cause first (the log's last line), then the rest of this run's log for context.
         _say(f"\nerror: {error}")
+        _say(f"  the end of its log ({error.child.log_path}):")
+        _say(textwrap.indent(error.child.tail(15), "    "))
     except Exception as error:  # the demo must explain itself and still clean up
         _say(f"\nerror: {type(error).__name__}: {error}")
         for child in children:
-            _say(f"--- {child.name} log ({child.log_path}), last lines ---\n{child.tail(15)}")
+            _say(f"  the end of the {child.name} log ({child.log_path}):")
+            _say(textwrap.indent(child.tail(15), "    "))
         if os.environ.get("DEMO_DEBUG"):
             raise
     finally:
@@ -332,9 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if children:
-            _say(f"==> stopping {', '.join(child.name for child in reversed(children))}")
+            stages = _stop_stages(children)
+            _say(f"==> stopping {', then '.join(' and '.join(child.name for child in stage) for stage in stages)}")
             stopping = time.monotonic()
-            forced = stop_all(list(reversed(children)))
+            forced = stop_all(stages)
             if forced:
                 _say(f"  did not stop in time, so signalled their whole process group: {', '.join(forced)}")
             left = [child.name for child in children if child.group_alive()]

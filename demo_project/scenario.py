@@ -34,7 +34,7 @@ LLM_CALLS_PER_QUESTION = 4
 
 @dataclasses.dataclass
 class Expected:
-    """A trace the demo made, and what must be in it to count as whole.
+    """A trace the demo made, and what must be in it to count as complete.
 
     Attributes:
         label: How the table names it ("ask #1", "stream", "digest").
@@ -42,6 +42,7 @@ class Expected:
         root_kind: The ``agentops.span.kind`` of its one root span.
         tasks: Celery task name → how many runs (attempts) must be in it.
         llm_calls: How many LLM spans must be in it.
+        description: What made it, in words (the question asked, ...).
     """
 
     label: str
@@ -49,6 +50,7 @@ class Expected:
     root_kind: str = "request"
     tasks: dict[str, int] = dataclasses.field(default_factory=dict)
     llm_calls: int = 0
+    description: str = ""
 
 
 def expected_for_question(label: str, trace_id: str, question: str) -> Expected:
@@ -62,7 +64,7 @@ def expected_for_question(label: str, trace_id: str, question: str) -> Expected:
         "research.analyse_chunk": pieces,
         "research.combine_findings": 1,
     }
-    return Expected(label, trace_id, "request", tasks, LLM_CALLS_PER_QUESTION)
+    return Expected(label, trace_id, "request", tasks, LLM_CALLS_PER_QUESTION, f"asked: {question}")
 
 
 class Visitor:
@@ -141,5 +143,5 @@ def run(base_url: str, progress: Any = print) -> list[Expected]:
         expected.append(expected_for_question(label, trace_id, question))
     trace_id, text = visitor.stream(STREAM_QUESTION)
     progress(f"  stream: read {len(text)} characters of a streamed answer")
-    expected.append(Expected("stream", trace_id, "request", {}, 1))
+    expected.append(Expected("stream", trace_id, "request", {}, 1, f"streamed: {STREAM_QUESTION}"))
     return expected

@@ -1,8 +1,8 @@
-"""The one-command demo works end to end: ``python demo.py --once`` exits 0 with every trace whole.
+"""The one-command demo works end to end: ``python demo.py --once`` exits 0 with every trace complete.
 
 Each test runs the real thing as a user would (web server, prefork Celery
-worker with beat, stand-in LLM server, requests over HTTP), in a data folder
-of its own, and then looks for any process the demo left behind.
+worker, Celery beat, stand-in LLM server, requests over HTTP), in a data
+folder of its own, and then looks for any process the demo left behind.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,12 +44,12 @@ def _processes_with_env(marker: str) -> list[str]:
     return found
 
 
-def run_demo(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_demo(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run ``demo.py --once`` with this interpreter (the project's venv) and its own data folder."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CELERY_", "DATABASE_URL"))}
     environ.update(DEMO_DATA_DIR=str(data_dir), **env)
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "demo.py"), "--once"],
+        [sys.executable, str(ROOT / "demo.py"), "--once", *args],
         cwd=ROOT,
         env=environ,
         stdout=subprocess.PIPE,
@@ -69,16 +70,7 @@ def run_demo(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(process.args, process.returncode, output, "")
 
 
-def assert_demo_succeeded(result: subprocess.CompletedProcess[str], data_dir: Path) -> None:
-    output = result.stdout
-    assert result.returncode == 0, output
-    assert re.search(r"trace\s+spans\s+tokens\s+duration\s+status\s+check", output), output
-    for label in LABELS:
-        row = re.search(rf"^\s+{re.escape(label)}\s+(.+)$", output, re.MULTILINE)
-        assert row is not None, f"no table row for {label}:\n{output}"
-        assert row.group(1).rstrip().endswith("whole"), f"{label} did not arrive whole:\n{output}"
-    assert "All 5 traces arrived whole" in output, output
-    assert "all stopped" in output, output
+def assert_no_process_left(data_dir: Path) -> None:
     if Path("/proc").is_dir():
         deadline = time.monotonic() + 10
         while (left := _processes_with_env(str(data_dir))) and time.monotonic() < deadline:
@@ -86,17 +78,59 @@ def assert_demo_succeeded(result: subprocess.CompletedProcess[str], data_dir: Pa
         assert not left, f"the demo left processes running: {left}"
 
 
+def assert_demo_succeeded(result: subprocess.CompletedProcess[str], data_dir: Path) -> None:
+    output = result.stdout
+    assert result.returncode == 0, output
+    assert re.search(r"what\s+spans\s+tokens\s+duration\s+status\s+check", output), output
+    for label in LABELS:
+        row = re.search(rf"^\s+{re.escape(label)}\s+(.+)$", output, re.MULTILINE)
+        assert row is not None, f"no table row for {label}:\n{output}"
+        assert row.group(1).rstrip().endswith("complete"), f"{label} is not complete:\n{output}"
+        link = re.search(
+            rf"^\s+{re.escape(label)}\s+/admin/agentops_django/trace/[0-9a-f]{{32}}/change/$", output, re.M
+        )
+        assert link is not None, f"no admin link for {label}:\n{output}"
+    assert "All 5 traces are complete." in output, output
+    # Beat first, the LLM server last: no task finishing during shutdown loses its LLM server.
+    assert "==> stopping beat, then web and worker, then llm" in output, output
+    assert "all stopped" in output, output
+    worker_log = (data_dir / "logs" / "worker.log").read_text()
+    assert "raised unexpected" not in worker_log, worker_log
+    assert_no_process_left(data_dir)
+
+
 def test_demo_once_runs_every_trace_whole_on_the_embedded_defaults(tmp_path: Path) -> None:
     """With no server at all (SQLite, filesystem broker, file results), ``demo.py --once`` exits 0.
 
     Its table lists the three asking requests, the streamed answer and the beat
-    digest, each arrived whole (one root, every parent present, every task run
-    and LLM call there), and no process it started is left running.
+    digest, each complete (one tree, every task run and LLM call there) with
+    its admin link; no task failed on the way out; each log holds this run
+    only; and no process it started is left running.
     """
     data_dir = tmp_path / "demo-data"
+    (data_dir / "logs").mkdir(parents=True)
+    (data_dir / "logs" / "web.log").write_text("a line from an earlier run\n")
     result = run_demo(data_dir)
     assert_demo_succeeded(result, data_dir)
     assert "database sqlite, broker filesystem, result backend file" in result.stdout
+    assert "earlier run" not in (data_dir / "logs" / "web.log").read_text()
+
+
+def test_demo_on_a_busy_port_says_so_first_and_starts_nothing(tmp_path: Path) -> None:
+    """``--port`` naming a port another program listens on fails at once, with the cause on the first line."""
+    data_dir = tmp_path / "demo-data"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_demo(data_dir, "--port", str(port))
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1, result.stdout
+    assert lines[0] == f"error: port {port} on 127.0.0.1 is already in use (Address already in use).", result.stdout
+    assert "--port" in lines[1], result.stdout
+    assert "starting" not in result.stdout and "stopping" not in result.stdout, result.stdout
+    assert not (data_dir / "logs").exists()
+    assert_no_process_left(data_dir)
 
 
 def _create_database(url: str) -> None:

@@ -16,6 +16,8 @@ from agentops._conflict import check_at_import
 check_at_import()
 
 __version__ = "0.1.0"
+#: Which distribution this ``agentops`` package is (the official AgentOps SDK uses the same import name).
+__distribution__ = "agentops-django"
 
 from agentops._client import Client, get_client  # noqa: E402
 from agentops._config import Config  # noqa: E402

@@ -11,6 +11,7 @@ deploy, it only leaves the site less traced. Silence one with
 * W003 the middleware is not first, so earlier middleware runs untraced.
 * W004 the writer's database is neither PostgreSQL nor SQLite.
 * W005 ``DATABASE_ALIAS`` names a second database that no router sends the app's models to.
+* W006 the official AgentOps SDK (same import name, ``agentops``) is installed next to agentops-django.
 * W010 ``AGENTOPS`` is not a dict (ignored: the defaults are used). Was E001.
 * W011 a key has the wrong type (its default is used). Was E002.
 * W012 ``SAMPLE_RATE`` is outside 0..1 (1.0 is used). Was E003.
@@ -33,6 +34,15 @@ from agentops_django.conf import DEFAULTS, MIDDLEWARE_PATH, OPTIONS, ROUTER_PATH
 
 #: ``DATABASES`` engines the writer supports (checked by name: loading a backend may fail).
 _SUPPORTED_ENGINES = ("postgresql", "postgis", "sqlite3", "spatialite")
+
+
+def _check_agentops_package() -> list[CheckMessage]:
+    from agentops.integrations.environment import FIX, find_conflict
+
+    problem = find_conflict()
+    if problem is None:
+        return []
+    return [Warning(problem.replace(FIX, "").strip(), hint=FIX, id="agentops_django.W006")]
 
 
 def _check_values(config: dict[str, Any]) -> list[CheckMessage]:
@@ -139,5 +149,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     messages: list[CheckMessage] = []
     for check in (_check_unknown, _check_values, _check_database):
         messages.extend(check(value))
+    messages.extend(_check_agentops_package())
     messages.extend(_check_middleware())
     return messages

@@ -133,3 +133,42 @@ def test_a_second_database_without_the_router_is_a_warning(settings: Any, monkey
 def test_running_tests_keys_take_booleans(settings: Any) -> None:
     assert ids(settings, IS_RUNNING_TESTS=None, WRITE_DURING_TESTS=True) == []
     assert ids(settings, WRITE_DURING_TESTS="yes") == ["agentops_django.W011"]
+
+
+def test_the_official_agentops_sdk_installed_alongside_is_a_warning_with_the_fix(
+    settings: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Both distributions install the package ``agentops``: ``check`` says so and how to fix it."""
+    import sys
+
+    dist = tmp_path / "agentops-0.4.21.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: agentops\nVersion: 0.4.21\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    (message,) = [m for m in check_settings() if m.id == "agentops_django.W006"]
+    assert "'agentops' 0.4.21" in message.msg
+    assert "pip uninstall -y agentops agentops-django" in message.hint
+
+
+def test_a_site_whose_agentops_is_not_ours_stops_at_start_up_with_the_fix(tmp_path: Any) -> None:
+    """The official SDK installed over ours: Django's start-up says what happened, not a cryptic import error."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "agentops").mkdir()
+    (tmp_path / "agentops" / "__init__.py").write_text("# another distribution's agentops\n")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{root}", "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr
+    assert "pip uninstall -y agentops agentops-django" in done.stderr

@@ -69,6 +69,8 @@ def setup() -> None:
         apply_writer_setting()
         install_middleware()
         connect_celery()
+        # agentops.validate_trace_spans() also finds spans other processes stored.
+        agentops.add_trace_source(stored_spans)
 
 
 def apply_writer_setting() -> None:
@@ -158,3 +160,21 @@ def reset() -> None:
         _done = False
         _initialised = False
         _writer = None
+
+
+def stored_spans(trace_id: str) -> list[dict[str, Any]] | None:
+    """A trace's spans as stored in the database, for ``agentops.validate_trace_spans()``."""
+    from agentops_django.models import Span
+    from agentops_django.routers import database
+
+    rows = Span.objects.using(database()).filter(trace_id=trace_id)
+    return [
+        {
+            "span_id": row.span_id,
+            "parent_span_id": row.parent_span_id or None,
+            "span_name": row.name,
+            "span_attributes": row.attributes if isinstance(row.attributes, dict) else {},
+            "status": row.status,
+        }
+        for row in rows
+    ] or None

@@ -118,3 +118,20 @@ def test_store_spans_writes_in_the_tests_transaction_and_its_rollback_removes_th
         assert (stored.name, stored.status, stored.span_count) == ("GET /orders/<int:pk>/", "Success", 1)
         raise Rollback
     assert not Trace.objects.filter(trace_id=trace_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_validate_trace_spans_finds_a_trace_other_processes_stored(configure_agentops: Callable[..., None]) -> None:
+    """AgentOps' examples end by validating their trace: spans this process never saw are found in the database."""
+    import agentops
+    from tests.agentops_django.test_exporter import make_span, new_trace_id
+
+    configure_agentops(IS_RUNNING_TESTS=True, WRITE_DURING_TESTS=False)
+    trace_id = new_trace_id()
+    llm = {"gen_ai.usage.input_tokens": 7, "gen_ai.usage.output_tokens": 3}
+    testing.store_spans(
+        [make_span(trace_id, 1, name="GET /", kind="request"), make_span(trace_id, 2, 1, kind="llm", attributes=llm)]
+    )
+    result = agentops.validate_trace_spans(trace_id=format(trace_id, "032x"))
+    assert result["span_count"] == 2
+    assert result["has_llm_spans"] is True

@@ -126,6 +126,8 @@ CELERY_RETRY_EVENT = "celery.retry"
 CELERY_RETRY_REASON = "celery.retry.reason"
 #: Attribute of the link from a new trace's task span to its caller.
 AGENTOPS_LINK_TYPE = "agentops.link.type"
+#: On a task span: this attempt raised and Celery will run the task again (its exception is recorded).
+CELERY_TASK_RETRIED = "celery.task.retried"
 #: On a publish span: the task will run in a new trace linked to this one (fan-out).
 CELERY_NEW_TRACE = "celery.new_trace"
 

@@ -92,6 +92,27 @@ class RecentFilter(admin.SimpleListFilter):
         return queryset.filter(started_at__gte=timezone.now() - window)
 
 
+class FailedSpansFilter(admin.SimpleListFilter):
+    """Traces with a failed span anywhere (a failed or retried task, an LLM error), whatever the root's status.
+
+    A request whose background task failed is a Success at its root; this
+    finds it. (Newest first, the started_at index serves the filter.)
+    """
+
+    title = "failed spans"
+    parameter_name = "failed_spans"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Has a failed span"), ("no", "No failed span")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(error_count__gt=0)
+        if self.value() == "no":
+            return queryset.filter(error_count=0)
+        return queryset
+
+
 class NameFilter(admin.SimpleListFilter):
     """Trace names seen among the most recent traces: a bounded index read, never DISTINCT over the table."""
 
@@ -163,7 +184,7 @@ class TraceAdmin(admin.ModelAdmin):
         "cost_display",
     )
     list_display_links = ("display_name",)
-    list_filter = ("status", "kind", RecentFilter, NameFilter)
+    list_filter = ("status", FailedSpansFilter, "kind", RecentFilter, NameFilter)
     search_fields = ("trace_id",)  # shows the box; get_search_results does the work
     search_help_text = "A trace id (or its first 6+ hex digits), a name prefix, or tag:NAME."
     ordering = ("-started_at",)

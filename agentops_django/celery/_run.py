@@ -206,6 +206,12 @@ def _on_task_retry(sender: Any = None, request: Any = None, reason: Any = None, 
             if when is not None:
                 attributes["celery.retry.when"] = str(when)
             run.span.add_event(CELERY_RETRY_EVENT, attributes)
+            run.span.set_attribute(semconv.CELERY_TASK_RETRIED, True)
+            if isinstance(cause, BaseException):
+                # The attempt failed (and will run again): an error span with its
+                # exception, so the trace's error count and the waterfall show it.
+                run.failed = True
+                _record_error(run, cause, None)
 
 
 def _on_task_postrun(task_id: Any = None, task: Any = None, retval: Any = None, state: Any = None, **_: Any) -> None:

@@ -831,3 +831,18 @@ def test_a_task_sent_to_a_new_trace_is_not_waited_for_in_its_callers_trace(admin
     response = admin_client.get(change_url(made["trace"]))
     assert response.context["status"] == "Success"
     assert "never ran" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_list_finds_traces_with_a_failed_span_whatever_the_roots_status(admin_client: Any) -> None:
+    """A request whose Celery task failed is a Success at its root: the failed-spans filter still finds it."""
+    from agentops_django.testing import store_spans
+    from tests.agentops_django.test_exporter import make_span, new_trace_id
+
+    failed_below, clean = new_trace_id(), new_trace_id()
+    store_spans([make_span(failed_below, 1, name="POST /ask/", kind="request",
+                           attributes={"agentops.end_state": "Success"}),
+                 make_span(failed_below, 2, 1, name="shop.tasks.charge", kind="celery.task", error=True),
+                 make_span(clean, 1, name="GET /clean/", kind="request")])  # fmt: skip
+    assert listed_names(admin_client.get("/admin/agentops_django/trace/?failed_spans=yes")) == ["POST /ask/"]
+    assert listed_names(admin_client.get("/admin/agentops_django/trace/?failed_spans=no")) == ["GET /clean/"]

@@ -216,7 +216,10 @@ def test_each_retry_is_a_span_of_the_same_trace(worker_app, traced, wait_for):
         assert attempt.attributes[semconv.CELERY_TASK_STATE] == "RETRY"
         (event,) = [e for e in attempt.events if e.name == semconv.CELERY_RETRY_EVENT]
         assert f"attempt {n} failed" in event.attributes[semconv.CELERY_RETRY_REASON]
-        assert attempt.status.status_code is not StatusCode.ERROR
+        # A retried attempt failed: an error span with the exception, marked as retried.
+        assert attempt.status.status_code is StatusCode.ERROR
+        assert attempt.attributes[semconv.CELERY_TASK_RETRIED] is True
+        assert attempt.attributes["error.type"] == "RuntimeError"
         republish = publish_of(traced, result.id, retries=n + 1)
         assert republish.parent.span_id == attempt.context.span_id
         assert attempts[n + 1].parent.span_id == republish.context.span_id

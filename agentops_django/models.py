@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from django.db import models
 
+from agentops.semconv import TraceState
+
 
 class TraceStatus(models.TextChoices):
-    SUCCESS = "Success", "Success"
-    ERROR = "Error", "Error"
+    """A trace's status: the SDK's end states (:class:`agentops.semconv.TraceState`), stored as their values."""
+
+    SUCCESS = TraceState.SUCCESS.value, TraceState.SUCCESS.value
+    ERROR = TraceState.ERROR.value, TraceState.ERROR.value
     #: Unfinished: the root span has not arrived (yet, or ever).
-    INDETERMINATE = "Indeterminate", "Indeterminate"
+    INDETERMINATE = TraceState.INDETERMINATE.value, TraceState.INDETERMINATE.value
 
 
 class TraceKind(models.TextChoices):
@@ -93,6 +97,8 @@ class Span(models.Model):
     events = models.JSONField(default=list, blank=True)
     links = models.JSONField(default=list, blank=True)
     service_name = models.CharField(max_length=255, blank=True, default="")
+    #: The OpenTelemetry span kind (INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER), so exports need not guess it.
+    otel_kind = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         ordering = ["started_at"]

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 SCOPE_NAME = "agentops_django"
 
-#: OTLP ``Span.SpanKind`` numbers, chosen from the agentops span kind.
+#: OTLP ``Span.SpanKind`` numbers; for spans stored without their OpenTelemetry kind, guessed from the agentops kind.
 SPAN_KIND_INTERNAL = 1
 SPAN_KIND_SERVER = 2
 SPAN_KIND_CLIENT = 3
@@ -33,6 +33,14 @@ _KIND_BY_AGENTOPS_KIND = {
     "consumer": SPAN_KIND_CONSUMER,
     "llm": SPAN_KIND_CLIENT,
     "client": SPAN_KIND_CLIENT,
+}
+#: OTLP numbers of the OpenTelemetry span kinds, as the writer stores them (``Span.otel_kind``).
+_KIND_BY_OTEL_KIND = {
+    "INTERNAL": SPAN_KIND_INTERNAL,
+    "SERVER": SPAN_KIND_SERVER,
+    "CLIENT": SPAN_KIND_CLIENT,
+    "PRODUCER": SPAN_KIND_PRODUCER,
+    "CONSUMER": SPAN_KIND_CONSUMER,
 }
 #: OTLP ``Status.StatusCode`` numbers.
 _STATUS_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
@@ -108,6 +116,14 @@ def _link(link: Any) -> dict[str, Any] | None:
     }
 
 
+def _otlp_kind(span: Mapping[str, Any]) -> int:
+    """The span's stored OpenTelemetry kind; for spans stored before it was, a guess from the agentops kind."""
+    stored = _KIND_BY_OTEL_KIND.get(str(span.get("otel_kind") or ""))
+    if stored is not None:
+        return stored
+    return _KIND_BY_AGENTOPS_KIND.get(str(span.get("kind", "")).lower(), SPAN_KIND_INTERNAL)
+
+
 def otlp_span(span: Mapping[str, Any], trace_id: str) -> dict[str, Any]:
     """One stored span row (a dict of :class:`~agentops_django.models.Span` fields) as an OTLP span."""
     status: dict[str, Any] = {"code": _STATUS_CODES.get(str(span.get("status", "UNSET")).upper(), 0)}
@@ -117,7 +133,7 @@ def otlp_span(span: Mapping[str, Any], trace_id: str) -> dict[str, Any]:
         "traceId": trace_id,
         "spanId": str(span.get("span_id", "")),
         "name": str(span.get("name", "")),
-        "kind": _KIND_BY_AGENTOPS_KIND.get(str(span.get("kind", "")).lower(), SPAN_KIND_INTERNAL),
+        "kind": _otlp_kind(span),
         "startTimeUnixNano": unix_nano(span.get("started_at")),
         "endTimeUnixNano": unix_nano(span.get("ended_at")),
         "attributes": key_values(span.get("attributes")),

@@ -49,6 +49,7 @@ SPAN_COLUMNS = (
     "events",
     "links",
     "service_name",
+    "otel_kind",
 )
 TRACE_COLUMNS = (
     "trace_id",
@@ -213,6 +214,7 @@ class SpanRow:
             _json([_event(e) for e in events]) if events else "[]",
             _json([_link(link) for link in links]) if links else "[]",
             _service(resource),
+            span.kind.name,
         )
 
     @property

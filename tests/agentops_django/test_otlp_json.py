@@ -99,3 +99,26 @@ def test_times_are_nanoseconds_since_the_epoch_from_datetimes_iso_strings_and_nu
     assert otlp_json.unix_nano(when.isoformat()) == expected
     assert otlp_json.unix_nano(int(expected)) == expected
     assert otlp_json.unix_nano("garbage") == "0"
+
+
+@pytest.mark.django_db
+def test_the_export_gives_each_span_its_recorded_opentelemetry_kind() -> None:
+    """A tool that is an OTel CLIENT span exports as CLIENT (the kind is stored, not guessed from 'tool')."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+
+    from agentops_django.models import Span
+    from agentops_django.testing import store_spans
+
+    context = SpanContext(0xABC, 0x1, is_remote=False, trace_flags=TraceFlags(1))
+    tool = ReadableSpan(
+        "search.tool", context, None, Resource.create({}), {"agentops.span.kind": "tool"},
+        kind=SpanKind.CLIENT, start_time=1, end_time=2,
+    )  # fmt: skip
+    store_spans([tool])
+    row = Span.objects.values().get(span_id=format(1, "016x"))
+    assert row["otel_kind"] == "CLIENT"
+    assert otlp_json.otlp_span(row, format(0xABC, "032x"))["kind"] == otlp_json.SPAN_KIND_CLIENT
+    # Rows stored before the kind was: still guessed from the agentops kind.
+    assert otlp_json.otlp_span({**row, "otel_kind": "", "kind": "request"}, "0" * 32)["kind"] == 2

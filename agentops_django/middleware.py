@@ -21,12 +21,13 @@ from __future__ import annotations
 import functools
 import random
 import sys
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import FileResponse
+from django.http import FileResponse, HttpRequest
+from django.http.response import HttpResponseBase
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
@@ -66,6 +67,18 @@ class _Traced:
         self.ended = False
 
 
+class GetResponse(Protocol):
+    """The rest of a synchronous middleware chain."""
+
+    def __call__(self, request: HttpRequest, /) -> HttpResponseBase: ...
+
+
+class AsyncGetResponse(Protocol):
+    """The rest of an asynchronous middleware chain."""
+
+    def __call__(self, request: HttpRequest, /) -> Awaitable[HttpResponseBase]: ...
+
+
 class AgentOpsMiddleware:
     """Traces each request as the root span of a new trace; sync and async.
 
@@ -76,13 +89,13 @@ class AgentOpsMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Any) -> None:
-        self.get_response = get_response
+    def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
+        self.get_response: Any = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
 
-    def __call__(self, request: Any) -> Any:
+    def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
         try:
@@ -100,7 +113,7 @@ class AgentOpsMiddleware:
             raise
         return _respond(traced, request, response, token)
 
-    async def __acall__(self, request: Any) -> Any:
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         try:
             traced = _start(request)
         except Exception as exc:
@@ -116,7 +129,7 @@ class AgentOpsMiddleware:
             raise
         return _respond(traced, request, response, token)
 
-    def process_exception(self, request: Any, exception: BaseException) -> None:
+    def process_exception(self, request: HttpRequest, exception: BaseException) -> None:
         """Remember the view's exception; it is recorded if the response is a 5xx."""
         traced = getattr(request, REQUEST_ATTRIBUTE, None)
         if traced is not None and traced.exception is None:

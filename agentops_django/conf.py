@@ -157,7 +157,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("ENABLED", True, "bool", "False: no SDK, no middleware, no writer"),
     Option("SAMPLE_RATE", 1.0, "number", "share of requests traced, 0.0 .. 1.0", low=0.0, high=1.0),
     Option("EXCLUDED_PATHS", [], "regexes", "anchored regexes matched on request.path_info"),
-    Option("EXCLUDE_DEFAULT_PATHS", True, "bool", "also skip STATIC_URL, MEDIA_URL and the admin's agentops pages"),
+    Option("EXCLUDE_DEFAULT_PATHS", True, "bool", "also skip the admin, STATIC_URL, MEDIA_URL, /favicon.ico"),
     Option("TRUST_INCOMING_TRACEPARENT", False, "bool", "continue a W3C traceparent sent by the client"),
     Option("SHOULD_TRACE_REQUEST", None, "callable", "dotted path of a callable(request) -> bool"),
     Option("RECORD_HEADERS", False, "bool", "record request headers (Authorization/Cookie redacted)"),
@@ -261,8 +261,12 @@ def user_settings() -> dict[str, Any]:
 
 
 def default_excluded_paths() -> list[str]:
-    """The built-in exclusions: static files, media files and the admin's agentops pages."""
-    patterns = [ADMIN_PAGES_PATTERN]
+    """The built-in exclusions: static and media files, ``/favicon.ico`` and the admin's agentops pages.
+
+    (The rest of the Django admin is excluded by the middleware, which finds
+    the admin's URL once the URLconf is loaded.)
+    """
+    patterns = [ADMIN_PAGES_PATTERN, r"/favicon\.ico$"]
     for name in ("STATIC_URL", "MEDIA_URL"):
         url = getattr(settings, name, None)
         if not url:

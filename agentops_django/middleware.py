@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import FileResponse, HttpRequest
 from django.http.response import HttpResponseBase
 from opentelemetry import context as context_api
@@ -40,6 +42,8 @@ from agentops.integrations.scope import REDACTED, Scope, capture_internal_except
 from agentops.semconv import TraceState
 from agentops_django.conf import get_config
 
+#: Characters of the path kept in the name of a request no URL pattern matched.
+NOT_FOUND_PATH_CHARS = 100
 #: Where the per-request state lives on the request.
 REQUEST_ATTRIBUTE = "_agentops"
 #: Headers never recorded in clear, whatever ``REDACT_KEYS`` says.
@@ -164,8 +168,13 @@ def _start(request: Any) -> _Traced | None:
     if not config.enabled:
         return None
     excluded = config.excluded
-    if excluded is not None and excluded.match(request.path_info):
+    path_info = request.path_info
+    if excluded is not None and excluded.match(path_info):
         return None
+    if config.exclude_default_paths:
+        admin = admin_prefix()
+        if admin and path_info.startswith(admin):
+            return None
     if config.should_trace is not None and not config.should_trace(request):
         return None
     meta = request.META
@@ -209,6 +218,23 @@ def _start(request: Any) -> _Traced | None:
     traced = _Traced(opened, method)
     setattr(request, REQUEST_ATTRIBUTE, traced)
     return traced
+
+
+@functools.cache
+def admin_prefix() -> str:
+    """The path of the Django admin's index (``"/admin/"``), or ``""`` without an admin; found once."""
+    try:
+        from django.urls import reverse
+
+        return reverse("admin:index")
+    except Exception:  # no admin in the URLconf (NoReverseMatch), or no URLconf at all
+        return ""
+
+
+@receiver(setting_changed)
+def _forget_admin_prefix(*, setting: str, **kwargs: Any) -> None:
+    if setting == "ROOT_URLCONF":
+        admin_prefix.cache_clear()
 
 
 def _sample(rate: float) -> bool:
@@ -257,6 +283,9 @@ def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
         if route is not None and traced.span.is_recording():
             traced.span.update_name(f"{traced.method} {route}")
             final[semconv.HTTP_ROUTE] = route
+        elif status == 404 and traced.span.is_recording():
+            # No URL pattern matched: say what was asked for (cut, so bots cannot flood the name).
+            traced.span.update_name(f"{traced.method} {request.path[:NOT_FOUND_PATH_CHARS]} (no route)")
         if response.streaming:
             if not isinstance(response, FileResponse):
                 # FileResponse keeps its file so servers can use sendfile.

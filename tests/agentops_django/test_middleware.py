@@ -52,12 +52,12 @@ def test_re_path_route_names_the_span(traced: CapturedSpans) -> None:
     assert request_span(traced).name == "GET /legacy/(?P<year>[0-9]{4})/$"
 
 
-def test_unmatched_404_is_named_by_method_alone_and_is_not_an_error(traced: CapturedSpans) -> None:
+def test_unmatched_404_is_named_by_what_was_asked_for_and_is_not_an_error(traced: CapturedSpans) -> None:
     response = Client().post("/no/such/page/")
 
     assert response.status_code == 404
     span = request_span(traced)
-    assert span.name == "POST"
+    assert span.name == "POST /no/such/page/ (no route)"
     assert "http.route" not in attrs(span)
     assert attrs(span)["agentops.end_state"] == "Success"
     assert span.status.status_code is not StatusCode.ERROR
@@ -309,3 +309,26 @@ def test_a_failing_should_trace_callback_never_breaks_the_request(configure_agen
 
 def only_orders(request: Any) -> bool:
     return request.path.startswith("/orders/")
+
+
+def test_the_admin_favicon_and_static_files_are_not_traced_by_default(traced: CapturedSpans, admin_user: Any) -> None:
+    """A developer browsing the admin must not bury their own traces under admin visits."""
+    client = Client()
+    client.force_login(admin_user)
+    for path in ("/admin/", "/admin/jsi18n/", "/admin/auth/user/", "/favicon.ico", "/static/x.css"):
+        client.get(path)
+    client.get("/orders/3/")
+    assert [s.name for s in traced if attrs(s).get("agentops.span.kind") == "request"] == ["GET /orders/<int:pk>/"]
+
+
+def test_the_admin_is_traced_when_default_exclusions_are_off(
+    configure_agentops: Any, admin_user: Any
+) -> None:
+    from agentops.testing import captured_spans
+
+    configure_agentops(DATABASE_WRITER=False, EXCLUDE_DEFAULT_PATHS=False)
+    client = Client()
+    client.force_login(admin_user)
+    with captured_spans() as spans:
+        client.get("/admin/")
+    assert [s.name for s in spans] == ["GET /admin/"]

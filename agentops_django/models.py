@@ -49,7 +49,8 @@ class Trace(models.Model):
     cost = models.FloatField(default=0.0)
     #: LLM calls whose model has no known price: ``cost`` leaves them out. (A plain
     #: IntegerField: adding a CHECK constraint would scan a big table under lock.)
-    unpriced_calls = models.IntegerField(default=0)
+    #: ``db_default``: writers of the previous release (a rolling deploy) and bulk loaders may leave it out.
+    unpriced_calls = models.IntegerField(default=0, db_default=0)
     tags = models.JSONField(default=list, blank=True)
     #: "|tag1|tag2|" so the admin can search a tag on any database.
     tags_text = models.CharField(max_length=1024, blank=True, default="")
@@ -98,7 +99,7 @@ class Span(models.Model):
     links = models.JSONField(default=list, blank=True)
     service_name = models.CharField(max_length=255, blank=True, default="")
     #: The OpenTelemetry span kind (INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER), so exports need not guess it.
-    otel_kind = models.CharField(max_length=16, blank=True, default="")
+    otel_kind = models.CharField(max_length=16, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["started_at"]

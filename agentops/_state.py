@@ -312,8 +312,8 @@ def reset() -> None:
 
     The global provider stays (OpenTelemetry allows setting it once), but
     agentops' processors are shut down and removed from it, integrations are
-    uninstrumented, open traces are ended, and the caller's OpenTelemetry
-    context is emptied.
+    uninstrumented, trace sources forgotten, open traces are ended, and the
+    caller's OpenTelemetry context is emptied.
     """
     from opentelemetry import context as context_api
 
@@ -333,6 +333,9 @@ def reset() -> None:
         state.config = None
         state.options = {}
         state.tracer = trace_api.NoOpTracer()
+    from agentops import _validation
+
+    _validation.forget_sources()  # what integrations registered, they register again at their set-up
     # start_trace() leaves its trace current in the caller's context; a trace
     # left open by one test must not become the parent of the next test's spans.
     context_api.attach(Context())

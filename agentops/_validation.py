@@ -157,6 +157,12 @@ def add_trace_source(source: TraceSource) -> None:
             _sources.append(source)
 
 
+def forget_sources() -> None:
+    """Forget every trace source (``agentops`` being reset)."""
+    with _lock:
+        _sources.clear()
+
+
 def remove_trace_source(source: TraceSource) -> None:
     """Stop asking ``source`` (see :func:`add_trace_source`)."""
     with _lock:

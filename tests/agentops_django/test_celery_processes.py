@@ -162,7 +162,9 @@ def test_retries_in_a_worker_process_are_spans_of_one_trace(worker, writer, wait
     rows = wait_for_tasks(wait_for, [result.id], runs=3, publishes=3)
     attempts = [run_row(rows, result.id, n) for n in range(3)]
     assert [a.attributes[semconv.CELERY_TASK_STATE] for a in attempts] == ["RETRY", "RETRY", "SUCCESS"]
-    assert [e["name"] for e in attempts[0].events] == [semconv.CELERY_RETRY_EVENT]
+    # A retried attempt failed: its exception is recorded next to the retry.
+    assert [e["name"] for e in attempts[0].events] == [semconv.CELERY_RETRY_EVENT, "exception"]
+    assert [a.status for a in attempts] == ["ERROR", "ERROR", "OK"]
     for n in range(2):
         republish = publish_row(rows, result.id, n + 1)
         assert republish.parent_span_id == attempts[n].span_id

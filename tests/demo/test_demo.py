@@ -134,12 +134,13 @@ def test_demo_on_a_busy_port_says_so_first_and_starts_nothing(tmp_path: Path) ->
 
 
 def _create_database(url: str) -> None:
+    """A new, empty database each run: what an earlier run (or release) left there must not matter."""
     import psycopg
 
     name = url.rsplit("/", 1)[-1]
     with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
-        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-            connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
 
 
 @pytest.mark.postgres

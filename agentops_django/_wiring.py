@@ -167,7 +167,11 @@ def stored_spans(trace_id: str) -> list[dict[str, Any]] | None:
     from agentops_django.models import Span
     from agentops_django.routers import database
 
-    rows = Span.objects.using(database()).filter(trace_id=trace_id)
+    try:
+        rows = list(Span.objects.using(database()).filter(trace_id=trace_id))
+    except RuntimeError:
+        # A test without database access (pytest-django's blocker): nothing stored to read.
+        return None
     return [
         {
             "span_id": row.span_id,

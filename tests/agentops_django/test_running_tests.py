@@ -135,3 +135,16 @@ def test_validate_trace_spans_finds_a_trace_other_processes_stored(configure_age
     result = agentops.validate_trace_spans(trace_id=format(trace_id, "032x"))
     assert result["span_count"] == 2
     assert result["has_llm_spans"] is True
+
+
+def test_validate_trace_spans_in_a_test_without_database_access_does_not_touch_the_database(
+    configure_agentops: Callable[..., None],
+) -> None:
+    """A user's test that validates its trace but has no ``db`` fixture: no error, the local record answers."""
+    import agentops
+
+    configure_agentops(IS_RUNNING_TESTS=True, WRITE_DURING_TESTS=False)
+    with agentops.start_trace("no-db") as trace:
+        pass
+    result = agentops.validate_trace_spans(trace_id=trace.trace_id, check_llm=False)
+    assert result["span_count"] == 1

@@ -25,10 +25,14 @@ class SpanHooks(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if state.config is None:
             return
-        with capture_internal_exceptions("validation record"):
+        # Plain try/except on this per-span path (entering the guard costs more);
+        # an error is handed to the guard after the fact.
+        try:
             record_span(span)
-        with capture_internal_exceptions("ending instance spans"):
             end_children(span)
+        except Exception as exc:
+            with capture_internal_exceptions("span hooks"):
+                raise exc
 
 
 _hooks = SpanHooks()

@@ -110,22 +110,26 @@ class Scope:
             return False
         self.closed = True
         span = self.span
+        # Once per request or task: plain try/except (cheaper than entering the
+        # guard), the error handed to the guard after the fact.
         try:
+            if state.active_traces:
+                close_scope_leftovers(self.context)
+            if span.is_recording():
+                final = dict(attributes) if attributes else {}
+                if end_state is not None:
+                    stored = end_state.value if isinstance(end_state, TraceState) else normalize_end_state(end_state)
+                    final[semconv.AGENTOPS_END_STATE] = stored
+                    final[semconv.AGENTOPS_SESSION_END_STATE] = stored  # AgentOps' name
+                    if stored == _SUCCESS and not self.failed:
+                        span.set_status(_OK)
+                    elif stored == _ERROR and not self.failed:
+                        span.set_status(Status(StatusCode.ERROR))
+                if final:
+                    span.set_attributes(final)
+        except Exception as exc:
             with capture_internal_exceptions("closing a scope"):
-                if state.active_traces:
-                    close_scope_leftovers(self.context)
-                if span.is_recording():
-                    final = dict(attributes) if attributes else {}
-                    if end_state is not None:
-                        stored = normalize_end_state(end_state)
-                        final[semconv.AGENTOPS_END_STATE] = stored
-                        final[semconv.AGENTOPS_SESSION_END_STATE] = stored  # AgentOps' name
-                        if stored == _SUCCESS and not self.failed:
-                            span.set_status(_OK)
-                        elif stored == _ERROR and not self.failed:
-                            span.set_status(Status(StatusCode.ERROR))
-                    if final:
-                        span.set_attributes(final)
+                raise exc
         finally:
             span.end()
         return True

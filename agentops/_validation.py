@@ -66,6 +66,9 @@ _traces: collections.OrderedDict[int, list[tuple[int, int | None, str, dict[str,
     collections.OrderedDict()
 )
 _sources: list[TraceSource] = []
+#: Sources that already hold every span this process ends (a database writer):
+#: while there is one, the local record is not kept (it costs every span).
+_covering: list[TraceSource] = []
 
 
 def record_span(span: ReadableSpan) -> None:
@@ -73,6 +76,8 @@ def record_span(span: ReadableSpan) -> None:
 
     Ids and the status are kept raw and formatted when read.
     """
+    if _covering:
+        return
     context = span.get_span_context()
     if context is None:
         return
@@ -138,7 +143,7 @@ def forget_recorded_spans() -> None:
         _traces.clear()
 
 
-def add_trace_source(source: TraceSource) -> None:
+def add_trace_source(source: TraceSource, *, covers_this_process: bool = False) -> None:
     """Let :func:`validate_trace_spans` also ask ``source`` for a trace's spans.
 
     A source is called with the trace id as 32 lowercase hex digits and
@@ -149,18 +154,28 @@ def add_trace_source(source: TraceSource) -> None:
     (``"OK"``, ``"ERROR"`` or ``"UNSET"``). Its errors are logged, counted and
     ignored. ``agentops_django`` registers one that reads its database.
 
+    A source that ``covers_this_process`` already receives every span this
+    process ends (``agentops_django``'s, while its database writer runs): the
+    SDK then keeps no local record of its own, which would cost every span.
+
     Args:
-        source: The callable; adding it twice adds it once.
+        source: The callable; adding it twice adds it once (the last flag counts).
+        covers_this_process: Whether it sees every span this process ends.
     """
     with _lock:
         if source not in _sources:
             _sources.append(source)
+        if covers_this_process and source not in _covering:
+            _covering.append(source)
+        elif not covers_this_process and source in _covering:
+            _covering.remove(source)
 
 
 def forget_sources() -> None:
     """Forget every trace source (``agentops`` being reset)."""
     with _lock:
         _sources.clear()
+        _covering.clear()
 
 
 def remove_trace_source(source: TraceSource) -> None:
@@ -168,6 +183,8 @@ def remove_trace_source(source: TraceSource) -> None:
     with _lock:
         if source in _sources:
             _sources.remove(source)
+        if source in _covering:
+            _covering.remove(source)
 
 
 def _collect(trace_id: str) -> list[dict[str, Any]]:

@@ -70,7 +70,7 @@ def setup() -> None:
         install_middleware()
         connect_celery()
         # agentops.validate_trace_spans() also finds spans other processes stored.
-        agentops.add_trace_source(stored_spans)
+        agentops.add_trace_source(stored_spans, covers_this_process=config.writes_to_database)
 
 
 def apply_writer_setting() -> None:
@@ -86,6 +86,8 @@ def apply_writer_setting() -> None:
     from agentops_django.writer import get_processor
 
     wanted = get_config().writes_to_database
+    # While the writer stores this process's spans, the SDK's own record of them is not needed.
+    agentops.add_trace_source(stored_spans, covers_this_process=wanted)
     if wanted and (_writer is None or _writer._stopping):
         _writer = get_processor()
         agentops.add_span_processor(_writer)

@@ -291,10 +291,9 @@ def _value(user: dict[str, Any], option: Option) -> Any:
     if not problems:
         return value
     if option.kind in ("regexes", "exporters") and isinstance(value, list | tuple):
-        bad = [message for _, message, _ in problems]
-        kept = [v for v in value if not any(repr(v) in message for message in bad)]
-        logger.warning("agentops_django: %s Ignored.", " ".join(bad))
-        return kept
+        # Keep the entries the option accepts on their own; drop (and say) the others.
+        logger.warning("agentops_django: %s Ignored.", " ".join(message for _, message, _ in problems))
+        return [entry for entry in value if not option.problems([entry])]
     logger.warning("agentops_django: AGENTOPS[%r]=%r is not usable; using %r", option.key, value, option.default)
     return option.default
 

@@ -111,13 +111,15 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan], *, own_transaction: b
             else:
                 inserted = _insert_spans_values(cursor, rows, by_key, postgres=postgres)
             summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), times))
-            if postgres and summaries:
-                # One array per column: a few parameters instead of 19 per trace.
-                columns = [list(column) for column in zip(*summaries, strict=True)]
-                cursor.execute(upsert_traces_sql(0, postgres=True, arrays=_array_types(connection)), columns)
-            for start in range(0, 0 if postgres else len(summaries), CHUNK):
-                chunk = summaries[start : start + CHUNK]
-                cursor.execute(upsert_traces_sql(len(chunk), postgres=postgres), flatten(chunk))
+            if postgres:
+                if summaries:
+                    # One array per column: a few parameters instead of 19 per trace.
+                    columns = [list(column) for column in zip(*summaries, strict=True)]
+                    cursor.execute(upsert_traces_sql(0, postgres=True, arrays=_array_types(connection)), columns)
+            else:
+                for start in range(0, len(summaries), CHUNK):
+                    chunk = summaries[start : start + CHUNK]
+                    cursor.execute(upsert_traces_sql(len(chunk), postgres=False), flatten(chunk))
             if own_transaction:
                 cursor.execute("COMMIT")
         except BaseException:
@@ -195,10 +197,19 @@ def copy_sql() -> str:
 
 
 def _array_types(connection: Any) -> tuple[str, ...]:
-    """The PostgreSQL type of each trace-summary column, from the model (so a migration keeps them right)."""
-    from agentops_django.models import Trace
+    """The PostgreSQL type of each trace-summary column, from the model (so a migration keeps them right).
 
-    return tuple(str(Trace._meta.get_field(column).db_type(connection)) for column in TRACE_COLUMNS)
+    Worked out once per process (the same for every PostgreSQL connection), not per batch.
+    """
+    global _trace_types
+    if _trace_types is None:
+        from agentops_django.models import Trace
+
+        _trace_types = tuple(str(Trace._meta.get_field(column).db_type(connection)) for column in TRACE_COLUMNS)
+    return _trace_types
+
+
+_trace_types: tuple[str, ...] | None = None
 
 
 def upsert_traces_sql(count: int, postgres: bool, arrays: Sequence[str] | None = None) -> str:

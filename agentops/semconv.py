@@ -263,4 +263,41 @@ AGENTOPS_ERROR_CODE = "agentops.error.code"
 SPAN_KIND_ERROR = "error"
 # --- end of AgentOps names ---------------------------------------------------------------
 
-__all__ = [name for name in dir() if name.isupper() or name in {"SpanKind", "TraceState"}]
+
+# --- Process identity (OpenTelemetry resource attributes) ------------------------------
+# Which process recorded a span: on the provider's resource, and stored by the writer.
+SERVICE_NAME = "service.name"
+SERVICE_INSTANCE_ID = "service.instance.id"
+HOST_NAME = "host.name"
+PROCESS_PID = "process.pid"
+#: What the process is for: one of :class:`ProcessRole`.
+AGENTOPS_PROCESS_ROLE = "agentops.process.role"
+#: The Celery worker's node name (``celery@host``), in a worker's processes.
+CELERY_WORKER_NODE = "celery.worker.node"
+#: The pool child's index (prefork), in a worker's child processes.
+CELERY_WORKER_POOL_INDEX = "celery.worker.pool_index"
+
+
+class ProcessRole:
+    """Values of :data:`AGENTOPS_PROCESS_ROLE`."""
+
+    WEB = "web"
+    WORKER = "worker"
+    BEAT = "beat"
+    COMMAND = "command"
+    OTHER = "other"
+
+
+# --- Database queries of a request or task (agentops_django) -----------------------------
+# Recorded on the request/task span through Django's ``connection.execute_wrapper``.
+#: Queries the request or task ran (the tracing writer's own never count).
+AGENTOPS_DB_QUERY_COUNT = "agentops.db.query_count"
+#: Their total time in milliseconds.
+AGENTOPS_DB_QUERY_TIME_MS = "agentops.db.query_time_ms"
+#: Distinct normalised statements run at least ``REPEATED_QUERY_THRESHOLD`` times (the N+1 pattern).
+AGENTOPS_DB_REPEATED_QUERIES = "agentops.db.repeated_queries"
+#: JSON list of the top statements: ``[{"sql": normalised, "count": n, "time_ms": t}, ...]``.
+AGENTOPS_DB_TOP_QUERIES = "agentops.db.top_queries"
+
+
+__all__ = [name for name in dir() if name.isupper() or name in {"SpanKind", "TraceState", "ProcessRole"}]

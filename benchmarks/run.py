@@ -68,6 +68,7 @@ MODES: dict[str, dict[str, Any]] = {
         rounds=1,
         wsgi_n=30,
         wrk_rounds=1,
+        wrk_max_rounds=1,
         wrk_seconds=1,
         celery_rounds=1,
         celery_tasks=40,
@@ -85,7 +86,8 @@ MODES: dict[str, dict[str, Any]] = {
         dbs=("sqlite", "postgres"),
         rounds=3,
         wsgi_n=300,
-        wrk_rounds=1,
+        wrk_rounds=2,
+        wrk_max_rounds=4,
         wrk_seconds=2,
         celery_rounds=1,
         celery_tasks=500,
@@ -104,8 +106,9 @@ MODES: dict[str, dict[str, Any]] = {
         dbs=("sqlite", "postgres"),
         rounds=4,
         wsgi_n=300,
-        wrk_rounds=1,
-        wrk_seconds=5,
+        wrk_rounds=3,
+        wrk_max_rounds=6,
+        wrk_seconds=4,
         celery_rounds=1,
         celery_tasks=2_000,
         pools=("prefork", "solo"),
@@ -149,6 +152,53 @@ ensure_bench_packages()
 
 from benchmarks import procs as p  # noqa: E402
 from benchmarks import report  # noqa: E402
+
+#: A server series is repeated while (max - min) / median exceeds this (and rounds are left).
+WIDE_SPREAD = 0.10
+
+
+def wide_spread(table: dict[str, dict[str, list[float]]]) -> bool:
+    """Whether any untraced or agentops series of ``table`` spreads wider than :data:`WIDE_SPREAD`."""
+    for row in table.values():
+        for variant in ("none", "agentops"):
+            values = row.get(variant) or []
+            if len(values) < 2:
+                continue
+            mid = statistics.median(values)
+            if mid and (max(values) - min(values)) / mid > WIDE_SPREAD:
+                return True
+    return False
+
+
+def thread_cpu_ns(pid: int) -> dict[int, int]:
+    """CPU time in ns of each thread of ``pid`` (the kernel's per-thread run time)."""
+    found: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                found[int(tid)] = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+    return found
+
+
+def settled_thread_cpu_ns(pid: int, quiet_ns: int = 2_000_000, limit: float = 5.0) -> dict[int, int]:
+    """:func:`thread_cpu_ns` once the threads other than the main one stopped working (a writer draining)."""
+    last = thread_cpu_ns(pid)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = thread_cpu_ns(pid)
+        busy = sum(now.get(t, 0) - last.get(t, 0) for t in now if t != pid)
+        last = now
+        if busy < quiet_ns:
+            break
+    return last
+
+
+def cpu_split(before: dict[int, int], after: dict[int, int], pid: int) -> tuple[int, int]:
+    """(ns of the main thread, ns of every other thread) between two readings."""
+    main = after.get(pid, 0) - before.get(pid, 0)
+    other = sum(ns - before.get(tid, 0) for tid, ns in after.items() if tid != pid)
+    return main, other
 
 
 def median(values: list[float]) -> float | None:
@@ -293,10 +343,23 @@ class Suite:
     # -- 1b. gunicorn under wrk -------------------------------------------------
 
     def server(self) -> None:
+        """gunicorn (one sync worker) under wrk: requests/s, and CPU per request from per-thread clocks.
+
+        Every round runs each (path, variant) once, interleaved. After the
+        fixed rounds, rounds are added (up to ``wrk_max_rounds``) while any
+        agentops or untraced series spreads wider than :data:`WIDE_SPREAD` of
+        its median. The worker's CPU per request is read from the kernel's
+        per-thread run time (``/proc/<pid>/task/<tid>/schedstat``): the
+        request thread apart from the other threads (the writer, the SDK's
+        exporters), after those have gone idle, so spans written after wrk
+        stops are counted too.
+        """
         if not self.wrk:
             self.results["skipped"]["server"] = "wrk is not installed"
             return
         out = self.results.setdefault("server", {})
+        cpu_out = self.results.setdefault("server_cpu", {})
+        loads = self.results.setdefault("server_load", {})
         paths = [path for path in PATHS if path != "/enqueue" or self.have_redis]
         for db in self.dbs():
             servers: dict[str, tuple[Any, int]] = {}
@@ -313,24 +376,40 @@ class Suite:
                         self.env(variant, db),
                     )  # fmt: skip
                     servers[variant] = (proc, port)
-                for proc, port in servers.values():
+                workers: dict[str, int] = {}
+                for variant, (proc, port) in servers.items():
                     p.wait_http(f"http://127.0.0.1:{port}/ping", proc=proc)
+                    workers[variant] = p.children_of(proc.pid)[0]
                     for path in paths:
                         self.run_wrk(port, path, 1)
                 table = out.setdefault(db, {path: {v: [] for v in VARIANTS} for path in paths})
-                for _ in range(self.size["wrk_rounds"]):
+                empty = {path: {v: {"request": [], "other": []} for v in VARIANTS} for path in paths}
+                cpu = cpu_out.setdefault(db, empty)
+                rounds = 0
+                while rounds < self.size["wrk_rounds"] or (
+                    rounds < self.size.get("wrk_max_rounds", rounds) and wide_spread(table)
+                ):
+                    rounds += 1
+                    loads.setdefault(db, []).append(os.getloadavg()[0])
                     for path in paths:
                         for variant, (proc, port) in servers.items():
                             if proc.poll() is not None:
                                 raise RuntimeError(f"gunicorn of {variant} exited with code {proc.returncode}")
-                            table[path][variant].append(self.run_wrk(port, path, self.size["wrk_seconds"]))
+                            before = thread_cpu_ns(workers[variant])
+                            rps, requests = self.run_wrk(port, path, self.size["wrk_seconds"])
+                            after = settled_thread_cpu_ns(workers[variant])
+                            main_ns, other_ns = cpu_split(before, after, workers[variant])
+                            table[path][variant].append(rps)
+                            cpu[path][variant]["request"].append(main_ns / 1000 / requests)
+                            cpu[path][variant]["other"].append(other_ns / 1000 / requests)
                         self.purge_queues()
             finally:
                 for proc, _port in servers.values():
                     self.procs.stop(proc, timeout=30)
-            log(f"   {db}: " + summarise_rps(out[db]))
+            log(f"   {db}: " + summarise_rps(out[db]) + f" ({rounds} rounds)")
 
-    def run_wrk(self, port: int, path: str, seconds: int) -> float:
+    def run_wrk(self, port: int, path: str, seconds: int) -> tuple[float, int]:
+        """(requests/s, requests completed) of one wrk run."""
         result = subprocess.run(
             [self.wrk, "-t1", "-c8", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
             capture_output=True,
@@ -338,12 +417,13 @@ class Suite:
             timeout=seconds + 60,
         )
         match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
-        if result.returncode != 0 or not match:
+        count = re.search(r"(\d+) requests in", result.stdout)
+        if result.returncode != 0 or not match or not count:
             raise RuntimeError(f"wrk failed on {path}: {result.stdout} {result.stderr}")
         bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", result.stdout)
         if bad:
             raise RuntimeError(f"{path}: {bad.group(1)} error responses under wrk")
-        return float(match.group(1))
+        return float(match.group(1)), max(1, int(count.group(1)))
 
     # -- 2. Celery ----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ the temporary directory.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import random
@@ -169,6 +170,7 @@ def run(count: int, processes: int) -> None:
     from agentops_django.writer import _processor as exporter
 
     spans = make_spans(count, seed=processes)
+    stored_before = stored_spans()
     cpu_before = time.process_time()
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     server = 0.0
@@ -196,12 +198,31 @@ def run(count: int, processes: int) -> None:
     if exporter._processor is not None:
         exporter._processor.shutdown()
     exporter._processor = None  # a fresh writer for the next run
+    stored = stored_spans() - stored_before
     print(f"  {processes} process(es): {written} spans in {elapsed:.2f} s = {written / elapsed:,.0f} spans/s")
+    if stored != count:
+        print(f"    LOST: {count - stored} of {count} spans are not in the database")
     line = f"    writer CPU {client / written * 1e6:.1f} us/span"
     if server:
         line += f", database server CPU {server / written * 1e6:.1f} us/span"
         line += f" (CPU-bound ceiling of one process: {written / (client + server):,.0f} spans/s)"
     print(line)
+    figures = {
+        "backend": connections["default"].vendor,
+        "processes": processes,
+        "spans": count,
+        "stored": stored,
+        "spans_per_s": round(written / elapsed),
+        "writer_cpu_us": round(client / written * 1e6, 1),
+        "server_cpu_us": round(server / written * 1e6, 1) if server else None,
+    }
+    print(json.dumps({"writer": figures}))
+
+
+def stored_spans() -> int:
+    from agentops_django.models import Span
+
+    return Span.objects.count()
 
 
 def main() -> None:

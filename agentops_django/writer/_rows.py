@@ -82,6 +82,11 @@ _ERROR = StatusCode.ERROR
 _STATUS_NAMES = {code: code.name for code in StatusCode}
 _dumps = json.JSONEncoder(default=str, separators=(",", ":"), allow_nan=False).encode
 
+try:  # about ten times faster than the standard library on span attributes (the writer's largest cost)
+    import orjson
+except ImportError:  # pragma: no cover - a dependency of the django extra; the standard library will do
+    orjson = None
+
 
 #: A ``\\uXXXX`` escape of a surrogate that is not half of a pair (what ``json.dumps`` writes for a lone one).
 _LONE_SURROGATE = re.compile(
@@ -94,9 +99,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by their names (JSON has no such numbers)."""
+    """``value`` with NaN and infinities replaced by ``None`` (JSON has no such numbers)."""
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return None
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -105,6 +110,20 @@ def _finite(value: Any) -> Any:
 
 
 def _json(value: Any) -> str:
+    """Strict JSON text that PostgreSQL's ``jsonb`` and SQLite accept.
+
+    NaN and infinities become ``null``, NUL characters and lone surrogates
+    U+FFFD; anything else JSON cannot hold, its ``str()``.
+    """
+    if orjson is not None:
+        try:
+            text = orjson.dumps(value, default=str).decode()
+        except (TypeError, ValueError):  # lone surrogates, non-string keys, integers past 64 bits, deep nesting
+            pass
+        else:
+            if "\\u0000" in text:  # PostgreSQL's jsonb refuses NUL characters
+                text = text.replace("\\u0000", "\\ufffd")
+            return text
     try:
         text = _dumps(value)
     except ValueError:  # NaN or an infinity, which JSON (and so the database) has no number for

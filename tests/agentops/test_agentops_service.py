@@ -221,9 +221,10 @@ def test_a_slow_service_never_holds_up_the_callers_thread_and_shutdown_is_bounde
         agentops.end_trace(agentops.start_trace(f"while-slow-{index}"))
         slowest = max(slowest, time.perf_counter() - begin)
     total = time.perf_counter() - started
-    # 200 traces ended while the service answers after 5 s: the caller never waited for it.
-    assert total < 1.0, total
-    assert slowest < 0.1, slowest
+    # 200 traces ended while the service answers after 5 s: none waited even one
+    # request's timeout (a trace costs tens of microseconds; the margin is for a busy machine).
+    assert slowest < _service.REQUEST_TIMEOUT, slowest
+    assert total < 2.0, total
 
     began = time.monotonic()
     agentops.shutdown(1_000)

@@ -125,6 +125,12 @@ class TokenSource:
                 self._retry_at = float("-inf")  # a refused token is renewed at once, whatever came before
             return self.token if self.token is not None else self._exchange()
 
+    def refused(self, token: str) -> None:
+        """The OTLP endpoint refused even a freshly exchanged ``token``: pause as after a failed exchange."""
+        with self._lock:
+            if self.token == token:
+                self._fail("the OTLP endpoint refused a new token (401)")
+
     def _exchange(self) -> str | None:
         if time.monotonic() < self._retry_at:
             return None
@@ -139,7 +145,6 @@ class TokenSource:
                     self.token = token
                     self.project_id = str(project) if project else None
                     self._expires_at = _expiry(token)
-                    self._backoff = BACKOFF_MIN
                     logger.debug("agentops: AgentOps' service token received (project %s)", self.project_id)
                     return token
                 problem = "the answer has no token"
@@ -149,16 +154,20 @@ class TokenSource:
                 problem = f"status {response.status_code}"
         except (requests.RequestException, ValueError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
+        self._fail(f"no token from {self.url} ({problem})")
+        return None
+
+    def accepted(self) -> None:
+        """The OTLP endpoint accepted a batch: the next failure pauses for the shortest time again."""
+        self._backoff = BACKOFF_MIN
+
+    def _fail(self, problem: str) -> None:
         self.token = None
         self._retry_at = time.monotonic() + self._backoff
         logger.warning(
-            "agentops: AgentOps' service: no token from %s (%s); spans for it are dropped until a retry in %.0fs",
-            self.url,
-            problem,
-            self._backoff,
+            "agentops: AgentOps' service: %s; its spans are dropped until a retry in %.0fs", problem, self._backoff
         )
         self._backoff = min(self._backoff * 2, BACKOFF_MAX)
-        return None
 
     def after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -208,6 +217,10 @@ class AgentOpsServiceExporter(SpanExporter):
             token = self.tokens.renew(token)
             if token is not None:
                 result = self._post(token, spans)
+                if result is not SpanExportResult.SUCCESS and self._last_status == 401:
+                    self.tokens.refused(token)
+        if result is SpanExportResult.SUCCESS:
+            self.tokens.accepted()
         return result
 
     def _post(self, token: str, spans: Sequence[ReadableSpan]) -> SpanExportResult:

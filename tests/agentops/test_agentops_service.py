@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -175,6 +176,22 @@ def test_a_failed_exchange_is_retried_after_a_pause(
     assert service_processor().stats()["dropped"] == 1
 
 
+def test_a_token_refused_even_when_new_pauses_sending_instead_of_exchanging_per_batch(
+    init_with_key, service: ServiceServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agentops")
+    service.export_failures = [401] * 10  # the service takes the key but refuses every token
+    init_with_key()
+    for name in ("first", "second"):
+        agentops.end_trace(agentops.start_trace(name))
+        assert agentops.flush(10_000)
+
+    assert len(service.auth_requests) == 2  # the token, then one renewal; the second batch is within the pause
+    assert [r.status for r in service.export_requests] == [401, 401]
+    assert service_processor().stats()["dropped"] == 2
+    assert "refused a new token" in caplog.text
+
+
 def test_a_transient_5xx_from_the_otlp_endpoint_is_retried(init_with_key, service: ServiceServer) -> None:
     service.export_failures = [503]
     init_with_key()
@@ -230,6 +247,27 @@ def test_a_slow_service_never_holds_up_the_callers_thread_and_shutdown_is_bounde
     agentops.shutdown(1_000)
     assert time.monotonic() - began < 3.0  # not the 5 s the service takes to answer
     assert service.span_names() == []
+
+
+def test_a_forked_child_sends_its_own_spans_with_the_token_it_inherited(init_with_key, service: ServiceServer) -> None:
+    """As a Celery prefork child: its own connections, the parent's token, no exchange of its own."""
+    init_with_key()
+    agentops.end_trace(agentops.start_trace("in-parent"))
+    assert agentops.flush(10_000)  # the parent holds a token and a pooled connection
+
+    pid = os.fork()
+    if pid == 0:  # the child: leave without pytest's exit handling
+        agentops.end_trace(agentops.start_trace("in-child"))
+        os._exit(0 if agentops.flush(10_000) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+    assert sorted(service.span_names()) == ["in-child", "in-parent"]
+    assert len(service.auth_requests) == 1
+    assert len({export.token for export in service.exports}) == 1
+    agentops.end_trace(agentops.start_trace("parent-again"))  # the parent's connection still works
+    assert agentops.flush(10_000)
+    assert service.span_names()[-1] == "parent-again"
 
 
 def test_without_a_key_nothing_is_sent_and_no_exporter_is_installed(agentops_init, service: ServiceServer) -> None:

@@ -39,8 +39,11 @@ ENV_MAX_PAYLOAD_SIZE = "AGENTOPS_MAX_PAYLOAD_SIZE"
 ENV_REDACT_KEYS = "AGENTOPS_REDACT_KEYS"
 #: A JSON object of prices, as ``prices=`` takes them.
 ENV_PRICES = "AGENTOPS_PRICES"
-#: Where an OTLP/HTTP exporter sends spans (AgentOps' variable; unset: no such exporter).
+#: Where an OTLP/HTTP exporter sends spans (AgentOps' variable). Unset: AgentOps' own
+#: endpoint with an API key, no such exporter without one.
 ENV_EXPORTER_ENDPOINT = "AGENTOPS_EXPORTER_ENDPOINT"
+#: AgentOps' API, where an API key is exchanged for a token (AgentOps' variable).
+ENV_API_ENDPOINT = "AGENTOPS_API_ENDPOINT"
 #: Level of the ``agentops`` logger, a name (``DEBUG``) or a number (AgentOps' variable).
 ENV_LOG_LEVEL = "AGENTOPS_LOG_LEVEL"
 
@@ -67,7 +70,6 @@ EXPORTER_NAMES = ("console", "memory", "otlp")
 #: (see :func:`init_options` for why, one by one).
 IGNORED_OPTIONS = frozenset(
     {
-        "endpoint",
         "app_url",
         "max_wait_time",
         "export_flush_interval",
@@ -90,7 +92,9 @@ class Config:
     """The resolved configuration of the SDK.
 
     Attributes:
-        api_key: Optional; kept for compatibility, never needed to start.
+        api_key: AgentOps' API key. With one, spans also go to AgentOps'
+            service (see :mod:`agentops._service`); without one nothing is
+            sent anywhere but the exporters configured.
         auto_start_session: Start a trace named ``trace_name`` at ``init()``.
         instrument_llm_calls: Wrap the OpenAI and Anthropic clients.
         default_tags: Tags added to every trace.
@@ -110,11 +114,14 @@ class Config:
             ``{"my-llama": {"input_mtok": 0, "output_mtok": 0}}`` prices a
             self-hosted model at zero.
         exporter_endpoint: URL an OTLP/HTTP exporter sends spans to (needs
-            the ``otlp`` extra); ``None``: no such exporter.
+            the ``otlp`` extra); ``None``: AgentOps' own endpoint with an
+            ``api_key``, no such exporter without one.
+        api_endpoint: AgentOps' API, where the ``api_key`` is exchanged for
+            a token (``init(endpoint=...)``); ``None``: AgentOps' own.
         log_level: Level set on the ``agentops`` logger; ``None`` leaves it alone.
     """
 
-    api_key: str | None = None
+    api_key: str | None = dataclasses.field(default=None, repr=False)
     auto_start_session: bool = True
     instrument_llm_calls: bool = True
     default_tags: tuple[str, ...] = ()
@@ -125,6 +132,7 @@ class Config:
     max_payload_size: int = 16_384
     redact_keys: frozenset[str] = frozenset(DEFAULT_REDACT_KEYS)
     exporter_endpoint: str | None = None
+    api_endpoint: str | None = None
     log_level: int | None = None
     prices: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
 
@@ -181,7 +189,7 @@ def resolve(options: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
         del given[key]
 
     values: dict[str, Any] = {}
-    values["api_key"] = given.get("api_key", env.get(ENV_API_KEY) or None)
+    values["api_key"] = str(given.get("api_key", env.get(ENV_API_KEY)) or "").strip() or None
     for field, env_name in (
         ("auto_start_session", ENV_AUTO_START_SESSION),
         ("instrument_llm_calls", ENV_INSTRUMENT_LLM_CALLS),
@@ -236,6 +244,9 @@ def resolve(options: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     values["prices"] = _as_prices(given.get("prices", env.get(ENV_PRICES)))
     endpoint = str(given.get("exporter_endpoint", env.get(ENV_EXPORTER_ENDPOINT)) or "").strip()
     values["exporter_endpoint"] = endpoint or None
+    # ``endpoint`` is AgentOps' name of the option.
+    api_endpoint = given.get("endpoint", given.get("api_endpoint", env.get(ENV_API_ENDPOINT)))
+    values["api_endpoint"] = str(api_endpoint or "").strip() or None
     values["log_level"] = _as_log_level(given.get("log_level", env.get(ENV_LOG_LEVEL)))
     return Config(**values)
 
@@ -326,8 +337,10 @@ def init_options(
     earlier call's value or the default applies.
 
     Args:
-        api_key: Kept (``AGENTOPS_API_KEY``); nothing here needs it.
-        endpoint: Ignored: nothing is sent to AgentOps' service.
+        api_key: AgentOps' API key (``AGENTOPS_API_KEY``): with one, spans
+            also go to AgentOps' service, as the official SDK sends them.
+        endpoint: AgentOps' API, where the key is exchanged for a token
+            (``AGENTOPS_API_ENDPOINT``; default ``https://api.agentops.ai``).
         app_url: Ignored: there is no AgentOps dashboard to link to.
         max_wait_time: Ignored (exporters flush on their own schedule and at exit).
         max_queue_size: Ignored (each exporter's queue has its own bound).
@@ -343,9 +356,12 @@ def init_options(
         fail_safe: Ignored: agentops never raises into the host anyway.
         log_session_replay_url: Ignored: there are no replay URLs.
         exporter_endpoint: URL an OTLP/HTTP exporter sends every span to
-            (``AGENTOPS_EXPORTER_ENDPOINT``; needs the ``otlp`` extra).
+            (``AGENTOPS_EXPORTER_ENDPOINT``; needs the ``otlp`` extra). With
+            an ``api_key`` it defaults to AgentOps' (``https://otlp.agentops.ai/v1/traces``)
+            and carries the key's token.
         export_flush_interval: Ignored, as ``max_wait_time``.
-        prefetch_jwt_token: Ignored: there is no token to fetch.
+        prefetch_jwt_token: Ignored: the token is fetched in the background
+            before the first spans are sent, never on the caller's thread.
         exporter: An OpenTelemetry ``SpanExporter`` that gets every span
             (through a batch processor); added to ``exporters``.
         processor: An OpenTelemetry ``SpanProcessor`` that sees every span;

@@ -23,14 +23,15 @@ from agentops._lifecycle import EXIT_END_TRACES, EXIT_FLUSH, install_exit_hook, 
 from agentops._state import configure as configure_state
 from agentops._state import flush, state
 from agentops._traces import TraceContext, end_trace, start_trace
+from agentops.exceptions import DidNotEnable
 from agentops.semconv import SpanKind, TraceState
 
 logger = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-#: The OTLP/HTTP exporter made for ``exporter_endpoint``, by endpoint (the current one only).
-_endpoint_exporters: dict[str, Any] = {}
+#: The exporter made for ``api_key``/``exporter_endpoint``, by what it was made for (the current one only).
+_endpoint_exporters: dict[tuple[str | None, ...], Any] = {}
 _ignored_reported: set[str] = set()
 
 
@@ -66,21 +67,38 @@ def _known(options: Mapping[str, Any], where: str) -> dict[str, Any]:
     return given
 
 
-def _endpoint_exporter(endpoint: str) -> Any:
-    """The OTLP/HTTP exporter for ``endpoint``: the one made before while it is in use, else a new one."""
-    exporter = _endpoint_exporters.get(endpoint)
+def _endpoint_exporter(config: Config) -> Any:
+    """The exporter ``api_key`` and ``exporter_endpoint`` ask for, or ``None``.
+
+    With an API key: AgentOps' service (:mod:`agentops._service`); with an
+    endpoint only: a plain OTLP/HTTP exporter. The one made before is kept
+    while it is in use.
+    """
+    if not config.api_key and not config.exporter_endpoint:
+        return None  # nothing is sent anywhere
+    key = (config.api_key, config.api_endpoint if config.api_key else None, config.exporter_endpoint)
+    exporter = _endpoint_exporters.get(key)
     if exporter is not None and any(wanted is exporter for wanted, _ in state.exporters):
         return exporter
     try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    except ImportError:
+        if config.api_key:
+            from agentops._service import AgentOpsServiceExporter
+
+            exporter = AgentOpsServiceExporter(
+                config.api_key, endpoint=config.api_endpoint, exporter_endpoint=config.exporter_endpoint
+            )
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporter = OTLPSpanExporter(endpoint=config.exporter_endpoint)
+    except (ImportError, DidNotEnable):
         logger.warning(
-            "agentops: exporter_endpoint needs the otlp extra (pip install 'agentops-django[otlp]'); not enabled"
+            "agentops: %s needs the otlp extra (pip install 'agentops-django[otlp]'); not enabled",
+            "api_key (sending spans to AgentOps' service)" if config.api_key else "exporter_endpoint",
         )
         return None
-    exporter = OTLPSpanExporter(endpoint=endpoint)
     _endpoint_exporters.clear()
-    _endpoint_exporters[endpoint] = exporter
+    _endpoint_exporters[key] = exporter
     return exporter
 
 
@@ -90,10 +108,9 @@ def _apply(given: Mapping[str, Any], *, start_session: bool) -> None:
         merged = {**state.options, **given}
         config = resolve(merged)
         state.options = merged
-        if config.exporter_endpoint:
-            exporter = _endpoint_exporter(config.exporter_endpoint)
-            if exporter is not None:
-                config = dataclasses.replace(config, exporters=(*config.exporters, exporter))
+        exporter = _endpoint_exporter(config)
+        if exporter is not None:
+            config = dataclasses.replace(config, exporters=(*config.exporters, exporter))
         configure_state(config)
         _hooks.install(state.dispatcher)
         if config.log_level is not None:

@@ -261,6 +261,8 @@ AGENTOPS_EVENT_SCREENSHOT = "agentops.event.screenshot"
 AGENTOPS_ERROR_CODE = "agentops.error.code"
 #: The span kind of a recorded ``ErrorEvent`` (its span has status ERROR).
 SPAN_KIND_ERROR = "error"
+#: The AgentOps project of the API key, on the resource of the spans sent to AgentOps' service.
+AGENTOPS_PROJECT_ID = "agentops.project.id"
 # --- end of AgentOps names ---------------------------------------------------------------
 
 

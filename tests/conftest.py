@@ -27,6 +27,10 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # in memory (see AGENTOPS["IS_RUNNING_TESTS"]). This process's own setting
 # says WRITE_DURING_TESTS.
 os.environ.pop("PYTEST_VERSION", None)
+# A developer's own AgentOps key must never send test spans to AgentOps' service:
+# the tests that send spans there set the key and point the endpoints at a stand-in.
+for _name in ("AGENTOPS_API_KEY", "AGENTOPS_API_ENDPOINT", "AGENTOPS_EXPORTER_ENDPOINT"):
+    os.environ.pop(_name, None)
 
 SERVERS = {
     "postgres": ("127.0.0.1", 5432),

@@ -9,6 +9,8 @@
 
 :mod:`agentops.testing.llm_server` is a deterministic stand-in for the OpenAI
 and Anthropic HTTP APIs, for tests and demos that must not reach the network.
+:mod:`agentops.testing.service_server` stands in for AgentOps' service (the
+API key's token exchange and the OTLP/HTTP endpoint), on loopback too.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Commands (``op``):
   ``wsgi``: call the WSGI handler in-process ``n`` times on ``path``; the median µs,
       and the CPU µs per request of the process's other threads (exporters, the writer).
   ``publish``: publish ``mark(start)``, ``n`` no-ops and ``mark(end)``; µs per ``delay()``.
+  ``queries``: agentops only: the µs SQL recording adds per query and per request
+      (``/queries?n=1`` and ``?n=many`` with ``RECORD_QUERIES`` on and off, interleaved).
   ``rss``: this process's current and peak resident memory.
   ``profile``: cProfile ``n`` calls on ``path``; the top functions.
   ``flush``: flush agentops' processors (the database writer), if any.
@@ -117,6 +119,56 @@ class Driver:
         if flush:
             self.flush()
         return {"median_us": statistics.median(timings) / 1000, "n": n}
+
+    def queries(self, n: int, many: int = 20, rounds: int = 5, **_: Any) -> dict[str, Any]:
+        """Median µs of ``/queries?n=1`` and ``?n=many`` with ``RECORD_QUERIES`` on and off.
+
+        Off means no wrapper on the connections at all (it is taken off again
+        after each round on). The difference between the two sizes, divided
+        by ``many - 1``, is the cost per query; what remains at ``n=1`` is the
+        cost per request (starting and summing up the recorder).
+        """
+        if os.environ.get("BENCH_VARIANT") != "agentops":
+            return {}
+        from django.conf import settings
+        from django.db import connections
+
+        from agentops_django.conf import get_config
+        from agentops_django.queries import execute_wrapper
+
+        base = dict(settings.AGENTOPS)
+        timings: dict[tuple[bool, int], list[int]] = {(on, k): [] for on in (False, True) for k in (1, many)}
+        clock = time.perf_counter_ns
+        per_round = max(n // rounds, 5)
+        try:
+            for _ in range(rounds):
+                for on in (False, True):
+                    settings.AGENTOPS = {**base, "RECORD_QUERIES": on}
+                    get_config.cache_clear()
+                    for connection in connections.all(initialized_only=True):
+                        if execute_wrapper in connection.execute_wrappers:
+                            connection.execute_wrappers.remove(execute_wrapper)
+                    for k in (1, many):
+                        query = f"n={k}"
+                        self.call("/queries", query)  # warm
+                        for _ in range(per_round):
+                            t0 = clock()
+                            self.call("/queries", query)
+                            timings[(on, k)].append(clock() - t0)
+                    self.flush()
+        finally:
+            settings.AGENTOPS = base
+            get_config.cache_clear()
+        med = {key: statistics.median(values) / 1000 for key, values in timings.items()}
+        added_one = med[(True, 1)] - med[(False, 1)]
+        added_many = med[(True, many)] - med[(False, many)]
+        per_query = (added_many - added_one) / (many - 1)
+        return {
+            "per_query_us": per_query,
+            "per_request_us": added_one - per_query,
+            "median_us": {f"{'on' if on else 'off'} n={k}": value for (on, k), value in med.items()},
+            "many": many,
+        }
 
     def rss(self, **_: Any) -> dict[str, Any]:
         return {"rss_kib": read_status_kib("VmRSS"), "hwm_kib": read_status_kib("VmHWM")}

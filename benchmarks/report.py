@@ -230,6 +230,17 @@ def markdown(results: dict[str, Any], png_path: Path | None, md_path: Path) -> s
                 add(f"| `{path}` | " + " | ".join(cells) + f" | {fmt(ratio, '.2f')} |")
             add("")
 
+    if results.get("query_recording"):
+        add(
+            "SQL recording (`RECORD_QUERIES`), agentops on vs off in one process: `/queries?n=1` and "
+            "`?n=20` (one ORM statement run n times), interleaved; the difference of the two sizes per extra "
+            "query is the cost per query, the rest at n=1 the cost per request.\n"
+        )
+        add("| database | µs per query | µs per request |\n| --- | ---: | ---: |")
+        for db, row in results["query_recording"].items():
+            add(f"| {db} | {fmt(row.get('per_query_us'), '.2f')} | {fmt(row.get('per_request_us'), '.1f')} |")
+        add("")
+
     if results.get("inproc_background_cpu"):
         add(
             "CPU µs per request spent by the other threads of the same process (OpenTelemetry's batch exporter "

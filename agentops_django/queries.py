@@ -5,13 +5,12 @@ context (:func:`start`). Every query run in that context, on any database
 alias and in any thread the context travels to (an async view's ORM calls run
 in ``sync_to_async`` threads, which copy it), is counted and timed by
 :func:`execute_wrapper`, one function Django calls around each query of a
-connection that has it in its ``execute_wrappers``. It is added (never
-removed: it costs one context look-up where no recorder is current) to the
-connections of the thread that starts the recording, of the thread Django
-sends ``request_started`` from (an async view's thread-sensitive ORM thread)
-and, through the ``connection_created`` signal, to connections opened while a
-recording is current. Nothing is patched, and with ``RECORD_QUERIES`` off
-nothing is added.
+connection that has it in its ``execute_wrappers``. It is added to every
+connection as it opens (Django's ``connection_created`` signal), in any
+thread, and once per thread (and per change of the setting) to the
+connections a recording thread had open before; it is never removed: where no
+recorder is current it costs one context look-up. Nothing is patched, and
+with ``RECORD_QUERIES`` off nothing is added.
 
 When the scope closes, :func:`finish` turns the recorder into the span's
 attributes: the number of queries, their total time, how many distinct
@@ -46,7 +45,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from django.core.signals import request_started
 from django.db import connections
 from django.db.backends.signals import connection_created
 from opentelemetry import context as context_api
@@ -182,9 +180,10 @@ def start(scope: Scope) -> QueryRecorder | None:
     """Record the queries run in ``scope`` (a request's or task's) until :func:`finish`.
 
     Puts a recorder in ``scope.context`` (call it before the context is
-    attached or copied) and adds :func:`execute_wrapper` to this thread's
-    connections. Nothing happens with ``RECORD_QUERIES`` off or for a span
-    that does not record (a request not sampled).
+    attached or copied) and, the first time in this thread, adds
+    :func:`execute_wrapper` to the connections it has open. Nothing happens
+    with ``RECORD_QUERIES`` off or for a span that does not record (a request
+    not sampled).
 
     Returns:
         The recorder, or ``None`` if nothing is recorded.
@@ -201,8 +200,11 @@ def start(scope: Scope) -> QueryRecorder | None:
                 spans = _Allowance(config.max_query_spans)
         recorder = QueryRecorder(config.repeated_query_threshold, spans)
         scope.context = context_api.set_value(_KEY, recorder, scope.context)
-        for connection in connections.all(initialized_only=True):
-            _install(connection)
+        if _thread.checked is not config:
+            # Connections opened before recording was on; later ones get the wrapper as they open.
+            for connection in connections.all(initialized_only=True):
+                _install(connection)
+            _thread.checked = config
     except Exception as exc:  # never in the way of the request or task
         _internal_error(exc)
         return None
@@ -316,28 +318,21 @@ def _install(connection: Any) -> None:
         wrappers.insert(0, execute_wrapper)
 
 
+class _Checked(threading.local):
+    """Per thread: the settings under which its open connections were given the wrapper."""
+
+    checked: object = None
+
+
+_thread = _Checked()
+
+
 def _on_connection_created(sender: Any, connection: Any = None, **kwargs: Any) -> None:
-    """A connection opened while a recording is current (an async view's ORM thread): add the wrapper."""
+    """A connection opened (in any thread: a request's, an async view's ORM thread, a worker's): add the wrapper."""
     try:
-        if connection is not None and isinstance(_get_value(_KEY), QueryRecorder):
+        if connection is not None and get_config().record_queries:
             _install(connection)
     except Exception as exc:  # Signal.send lets a receiver's exception escape: guard ourselves
-        _internal_error(exc)
-
-
-def _on_request_started(sender: Any, **kwargs: Any) -> None:
-    """Add the wrapper to the connections of the thread the view's ORM calls will use.
-
-    Django sends ``request_started`` from that thread: the request's own
-    under WSGI, the thread-sensitive one (where an async view's
-    ``sync_to_async`` calls run) under ASGI, whose connections may have been
-    opened before any recording and so never pass through ``connection_created``.
-    """
-    try:
-        if get_config().record_queries:
-            for connection in connections.all(initialized_only=True):
-                _install(connection)
-    except Exception as exc:
         _internal_error(exc)
 
 
@@ -347,6 +342,5 @@ def _internal_error(exc: Exception) -> None:
 
 
 connection_created.connect(_on_connection_created, dispatch_uid="agentops_django.queries")
-request_started.connect(_on_request_started, dispatch_uid="agentops_django.queries")
 
 __all__ = ["QueryRecorder", "execute_wrapper", "finish", "normalize", "not_recorded", "start"]

@@ -294,7 +294,8 @@ class Suite:
             log(f"   {db}: " + summarise_latency(out[db]))
             if "per_query_us" in recording:
                 log(
-                    f"   {db}: SQL recording {recording['per_query_us']:.2f} µs per query, "
+                    f"   {db}: SQL recording {recording['per_query_us']:.2f} µs per query "
+                    f"(wrapper alone {recording['wrapper_us']:.2f}), "
                     f"{recording['per_request_us']:.1f} µs per request"
                 )
 

@@ -381,7 +381,7 @@ def span_queries(attributes: dict[str, Any]) -> dict[str, Any] | None:
         if isinstance(entry, dict):
             statements.append(
                 {
-                    "sql": str(entry.get("sql", "")),
+                    "sql": _payload(str(entry.get("sql", ""))),
                     "count": f"{int(number(entry.get('count')) or 0):,}",
                     "time": format_duration(number(entry.get("time_ms"))),
                     "suspect": index < repeated,

@@ -16,8 +16,9 @@ from django.test import AsyncClient, Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from opentelemetry import context as context_api
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
+import agentops
 from agentops import semconv
 from agentops.integrations import scope as integration
 from agentops.testing import CapturedSpans, captured_spans
@@ -26,9 +27,10 @@ from agentops_django.models import Span, Trace
 from agentops_django.testing import store_spans
 from agentops_django.writer import DatabaseSpanProcessor
 from tests.agentops_django.celery_fixtures import DEADLINE, make_app, restore_default_app, running_worker, wait_for
+from tests.agentops_django.test_admin_browser import browser_page
 from tests.testapp import tasks
 
-__all__ = ["wait_for"]
+__all__ = ["browser_page", "wait_for"]  # fixtures
 
 COUNT = semconv.AGENTOPS_DB_QUERY_COUNT
 TIME_MS = semconv.AGENTOPS_DB_QUERY_TIME_MS
@@ -147,8 +149,9 @@ def test_a_statement_is_repeated_from_the_threshold_on(recording, threshold: int
 
 
 @pytest.mark.django_db
-def test_a_query_that_raises_is_counted_and_its_exception_reaches_the_view_unchanged(recording) -> None:
-    spans = recording()
+@pytest.mark.parametrize("query_spans", [False, True])
+def test_a_query_that_raises_is_counted_and_its_exception_reaches_the_view_unchanged(recording, query_spans) -> None:
+    spans = recording(QUERY_SPANS=query_spans)
 
     with pytest.raises(DatabaseError) as raised:
         Client().get("/queries/failing/")
@@ -158,6 +161,30 @@ def test_a_query_that_raises_is_counted_and_its_exception_reaches_the_view_uncha
     a = attrs(one(spans, "request"))
     assert a[COUNT] == 1
     assert top(a)[0]["sql"] == "SELECT * FROM no_such_table_agentops"
+    failed = [s for s in spans if s.kind is SpanKind.CLIENT]
+    if query_spans:
+        assert [s.status.status_code for s in failed] == [StatusCode.ERROR]
+        assert attrs(failed[0])["error.type"] == type(raised.value).__qualname__
+    else:
+        assert failed == []
+
+
+@pytest.mark.django_db
+@pytest.mark.allow_internal_errors
+def test_a_failure_of_the_recorder_costs_the_count_never_the_query(recording, monkeypatch) -> None:
+    spans = recording()
+    users = make_users(6)
+
+    def broken(self: Any, sql: str, seconds: float) -> None:
+        raise RuntimeError("recorder bug")
+
+    monkeypatch.setattr(queries.QueryRecorder, "add", broken)
+    response = Client().get("/queries/n-plus-one/")
+
+    assert response.status_code == 200
+    assert json.loads(response.content) == {user.username: ["readers"] for user in users}
+    assert attrs(one(spans, "request"))[COUNT] == 0
+    assert agentops.counters().get("internal_errors", 0) >= 1 + len(users)
 
 
 @pytest.mark.django_db
@@ -309,3 +336,38 @@ def test_a_task_run_by_a_worker_records_its_queries(recording, worker_app, wait_
     assert a[COUNT] == 1 + len(users)
     assert a[REPEATED] == 1
     assert top(a)[0]["count"] == len(users)
+
+
+# --- the span panel in a browser -------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_span_panel_shows_the_requests_queries_and_flags_the_n_plus_one(
+    configure_agentops, browser_page, wait_for, request
+) -> None:
+    """A real request through a live server and the writer; the panel read in Chromium."""
+    import urllib.request
+
+    from tests.agentops_django.test_admin_browser import log_in, screenshot
+
+    configure_agentops()
+    live_server = request.getfixturevalue("live_server")  # started after the middleware is installed
+    users = make_users(6)
+    with urllib.request.urlopen(f"{live_server.url}/queries/n-plus-one/", timeout=30) as response:
+        assert response.status == 200
+    row = wait_for(lambda: Span.objects.filter(kind="request").first(), "the request's span row")
+
+    page = browser_page
+    log_in(page, live_server)
+    page.click("#result_list a:text-is('GET /queries/n-plus-one/')")
+    page.wait_for_selector(".ao-rows")
+    page.click(f"[data-span-id='{row.span_id}'] a.ao-label")
+    detail = page.locator("#ao-detail .ao-span")
+    detail.wait_for()
+    text = detail.inner_text()
+    assert f"{1 + len(users)} queries" in text
+    suspects = detail.locator(".ao-query--suspect")
+    assert suspects.count() == 1
+    assert f"{len(users)}\u00d7" in suspects.inner_text() and "auth_user_groups" in suspects.inner_text()
+    screenshot(page, "admin-span-queries.png")

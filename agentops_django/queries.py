@@ -31,7 +31,9 @@ database names: ``db.system.name``, ``db.namespace``, ``db.operation.name``,
 allowance). The text is the normalised statement and parameter values are
 never recorded: Django passes them apart from the SQL, and literals written
 into raw SQL are replaced, as OpenTelemetry asks of query text recorded by
-default.
+default. A query that fails marks its span with the error's type only (the
+driver's message may quote values); the exception itself reaches the caller
+unchanged.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ _get_value = context_api.get_value
 # One pass each, in order: quoted strings, then numbers (not inside names like t1),
 # then lists of placeholders (IN (%s, %s, ...)), then repeated row groups (VALUES).
 _STRINGS = re.compile(r"'(?:[^']|'')*'")
-_NUMBERS = re.compile(r"(?<![\w.\"`])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
+_NUMBERS = re.compile(r"(?<![\w.\"`])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\b")
 _LISTS = re.compile(r"\(\s*(?:%s|\?)(?:\s*,\s*(?:%s|\?))+\s*\)")
 _ROWS = re.compile(r"(\([^()]*\))(?:\s*,\s*\1)+")
 _SPACE = re.compile(r"\s+")
@@ -273,7 +275,8 @@ def _execute_in_span(
     except BaseException as exc:
         if span is not None:
             try:
-                integration.mark_failed(span, exc)
+                # The type only: a driver's message may quote the values (a duplicate key's).
+                integration.mark_failed(span, None, error_type=type(exc).__qualname__)
             except Exception as error:
                 _internal_error(error)
         raise

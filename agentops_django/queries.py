@@ -66,6 +66,8 @@ MAX_SQL_CHARS = 2_000
 TOP_QUERIES = 5
 
 _KEY = context_api.create_key("agentops_django.queries")
+#: Compact JSON, text left as it is: a few times cheaper than ``json.dumps``'s defaults.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _perf_counter = time.perf_counter
 _get_value = context_api.get_value
 
@@ -161,20 +163,26 @@ class QueryRecorder:
                 entry[0] += count
                 entry[1] += seconds
         threshold = self.threshold
-        repeated = sum(1 for count, _ in grouped.values() if count >= threshold)
+        ranked = list(grouped.items())
+        if len(ranked) > 1:
+            # Repeated statements first (each is an N+1 suspect to show), then by total time.
+            ranked.sort(key=lambda item: (item[1][0] >= threshold, item[1][1]), reverse=True)
+        repeated = 0
+        for _, (count, _seconds) in ranked:
+            if count < threshold:
+                break  # the repeated ones come first
+            repeated += 1
         result: dict[str, Any] = {
             semconv.AGENTOPS_DB_QUERY_COUNT: self.count,
             semconv.AGENTOPS_DB_QUERY_TIME_MS: round(self.seconds * 1000, 3),
             semconv.AGENTOPS_DB_REPEATED_QUERIES: repeated,
         }
-        if grouped:
-            # Repeated statements first (each is an N+1 suspect to show), then by total time.
-            ranked = sorted(grouped.items(), key=lambda item: (item[1][0] >= threshold, item[1][1]), reverse=True)
+        if ranked:
             top = [
                 {"sql": sql, "count": count, "time_ms": round(seconds * 1000, 3)}
                 for sql, (count, seconds) in ranked[:TOP_QUERIES]
             ]
-            result[semconv.AGENTOPS_DB_TOP_QUERIES] = json.dumps(top)
+            result[semconv.AGENTOPS_DB_TOP_QUERIES] = _encode(top)
         return result
 
 

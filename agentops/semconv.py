@@ -300,6 +300,15 @@ AGENTOPS_DB_QUERY_TIME_MS = "agentops.db.query_time_ms"
 AGENTOPS_DB_REPEATED_QUERIES = "agentops.db.repeated_queries"
 #: JSON list of the top statements: ``[{"sql": normalised, "count": n, "time_ms": t}, ...]``.
 AGENTOPS_DB_TOP_QUERIES = "agentops.db.top_queries"
+# One span per query (``AGENTOPS["QUERY_SPANS"]``): OpenTelemetry's database names.
+#: The database product (``postgresql``, ``sqlite``, ...).
+DB_SYSTEM_NAME = "db.system.name"
+#: The database's name.
+DB_NAMESPACE = "db.namespace"
+#: The statement's first keyword (``SELECT``, ``INSERT``, ...).
+DB_OPERATION_NAME = "db.operation.name"
+#: The normalised statement: no parameter values, literals replaced.
+DB_QUERY_TEXT = "db.query.text"
 
 
 __all__ = [name for name in dir() if name.isupper() or name in {"SpanKind", "TraceState", "ProcessRole"}]

@@ -30,6 +30,7 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """One key of the ``AGENTOPS`` setting: its default, what it accepts, what it does.
@@ -178,6 +179,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("RETENTION_DAYS", 14, "optional_int", "agentops_prune: delete older traces (None or 0: never)", low=0),
     Option("RETENTION_MAX_TRACES", 100_000, "optional_int", "agentops_prune: keep this many traces at most", low=0),
     Option("UNFINISHED_AFTER", 300, "optional_int", "seconds before a silent task counts as unfinished", low=1),
+    Option("RECORD_QUERIES", True, "bool", "count each request's and task's SQL queries, their time, N+1 suspects"),
+    Option("REPEATED_QUERY_THRESHOLD", 5, "int", "runs of one normalised statement that make an N+1 suspect", low=2),
+    Option("QUERY_SPANS", False, "bool", "also a span per SQL query (no parameter values)"),
+    Option("MAX_QUERY_SPANS", 100, "int", "query spans per request or task at most", low=1),
 )
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
 DEFAULTS: dict[str, Any] = {option.key: option.default for option in OPTIONS}
@@ -231,6 +236,10 @@ class AgentOpsSettings:
     retention_days: int | None
     retention_max_traces: int | None
     unfinished_after: int | None
+    record_queries: bool
+    repeated_query_threshold: int
+    query_spans: bool
+    max_query_spans: int
     excluded: re.Pattern[str] | None
 
     @property
@@ -351,6 +360,10 @@ def get_config() -> AgentOpsSettings:
         retention_days=v["RETENTION_DAYS"],
         retention_max_traces=v["RETENTION_MAX_TRACES"],
         unfinished_after=v["UNFINISHED_AFTER"],
+        record_queries=v["RECORD_QUERIES"],
+        repeated_query_threshold=v["REPEATED_QUERY_THRESHOLD"],
+        query_spans=v["QUERY_SPANS"],
+        max_query_spans=v["MAX_QUERY_SPANS"],
         excluded=_compile_excluded(v["EXCLUDE_DEFAULT_PATHS"], excluded_paths),
     )
 

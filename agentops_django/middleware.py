@@ -40,6 +40,7 @@ from agentops import semconv
 from agentops.integrations import scope as integration
 from agentops.integrations.scope import REDACTED, Scope, capture_internal_exceptions, is_secret_key
 from agentops.semconv import TraceState
+from agentops_django import queries
 from agentops_django.conf import get_config
 
 #: Characters of the path kept in the name of a request no URL pattern matched.
@@ -209,6 +210,7 @@ def _start(request: Any) -> _Traced | None:
         if config.record_headers:
             attributes.update(_headers(meta, integration.redact_keys()))
         opened = integration.open_scope(method, parent=parent, base=_ROOT, kind=_SERVER, attributes=attributes)
+        queries.start(opened)  # in the context before it is attached: the view's queries are counted
     else:
         # Not sampled: a non-recording span, so that everything started
         # inside (traces, decorated calls, LLM calls) is dropped as well.
@@ -324,6 +326,7 @@ def _end(traced: _Traced, status: int, exc: BaseException | None, final: dict[st
     if traced.ended:
         return
     traced.ended = True
+    final = queries.finish(traced.context, final) or final
     if error or status >= 500:
         traced.scope.fail(exc, error_type=None if exc is not None else str(status))
         traced.scope.close(TraceState.ERROR, final)

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from agentops.testing import CapturedSpans, captured_spans
 from agentops_django.conf import get_config
+from agentops_django.queries import not_recorded
 from agentops_django.writer import write_batch
 
 
@@ -42,7 +43,8 @@ def store_spans(spans: Iterable[ReadableSpan], using: str | None = None) -> int:
         How many spans were newly stored.
     """
     alias = using or get_config().database_alias
-    with transaction.atomic(using=alias):
+    # Written on the caller's connection, perhaps inside a traced request: never its queries.
+    with not_recorded(), transaction.atomic(using=alias):
         return write_batch(alias, list(spans), own_transaction=False)
 
 

@@ -8,6 +8,8 @@ Commands (``op``):
   ``wsgi``: call the WSGI handler in-process ``n`` times on ``path``; the median µs,
       and the CPU µs per request of the process's other threads (exporters, the writer).
   ``publish``: publish ``mark(start)``, ``n`` no-ops and ``mark(end)``; µs per ``delay()``.
+  ``queries``: agentops only: the µs SQL recording adds per ORM query (batches with
+      and without a recorder, interleaved) and per request (start and summing up).
   ``rss``: this process's current and peak resident memory.
   ``profile``: cProfile ``n`` calls on ``path``; the top functions.
   ``flush``: flush agentops' processors (the database writer), if any.
@@ -117,6 +119,94 @@ class Driver:
         if flush:
             self.flush()
         return {"median_us": statistics.median(timings) / 1000, "n": n}
+
+    def queries(self, n: int, batch: int = 100, **_: Any) -> dict[str, Any]:
+        """What SQL recording adds: µs per query and per request (agentops only).
+
+        Per query: batches of ``batch`` queries through Django's cursor
+        (``SELECT %s`` with a parameter, the cheapest statement, so the
+        difference is not lost in the query's own time) inside a request-like
+        scope with a recorder, and the same batches with no recorder and no
+        wrapper on the connection, interleaved; the difference of the median
+        batches over ``batch``. ``wrapper_us``: the wrapper alone around a
+        no-op instead of a database. Per request: the recorder's start and its
+        summing up of 20 queries of two statements, less 20 counted queries.
+        """
+        if os.environ.get("BENCH_VARIANT") != "agentops":
+            return {}
+        from django.db import connection, connections
+        from opentelemetry import context as context_api
+
+        from agentops.integrations import scope as integration
+        from agentops_django import queries
+
+        def remove_wrapper() -> None:
+            for each in connections.all(initialized_only=True):
+                if queries.execute_wrapper in each.execute_wrappers:
+                    each.execute_wrappers.remove(queries.execute_wrapper)
+
+        def run_batch() -> None:
+            with connection.cursor() as cursor:
+                for i in range(batch):
+                    cursor.execute("SELECT %s", [i])
+
+        def noop(sql: Any, params: Any, many: bool, context: Any) -> None:
+            return None
+
+        clock = time.perf_counter_ns
+        off: list[int] = []
+        on: list[int] = []
+        bare: list[int] = []
+        wrapped: list[int] = []
+        fixed: list[int] = []
+        counted: list[int] = []
+        wrapper_context = {"connection": connection, "cursor": None}
+        run_batch()
+        for _ in range(max(n // 10, 10)):
+            remove_wrapper()
+            t0 = clock()
+            run_batch()
+            off.append(clock() - t0)
+            t0 = clock()
+            for _ in range(batch):
+                noop("SELECT %s", (1,), False, wrapper_context)
+            bare.append(clock() - t0)
+            scope = integration.open_scope("bench")
+            recorder = queries.start(scope)
+            assert recorder is not None
+            token = context_api.attach(scope.context)
+            t0 = clock()
+            run_batch()
+            on.append(clock() - t0)
+            t0 = clock()
+            for _ in range(batch):
+                queries.execute_wrapper(noop, "SELECT %s", (1,), False, wrapper_context)
+            wrapped.append(clock() - t0)
+            context_api.detach(token)
+            queries.finish(scope.context)
+            scope.close()
+            # The per-request part: start, 20 queries of two statements counted, summed up.
+            scope = integration.open_scope("bench")
+            t0 = clock()
+            recorder = queries.start(scope)
+            assert recorder is not None
+            for i in range(20):
+                recorder.add('SELECT 1 AS "a" FROM "auth_user" WHERE "id" = %s LIMIT 1' if i else "SELECT 2", 0.0)
+            queries.finish(scope.context)
+            fixed.append(clock() - t0)
+            scope.close()
+            t0 = clock()
+            for i in range(20):
+                recorder.add('SELECT 1 AS "a" FROM "auth_user" WHERE "id" = %s LIMIT 1' if i else "SELECT 2", 0.0)
+            counted.append(clock() - t0)
+        median = statistics.median
+        return {
+            "per_query_us": (median(on) - median(off)) / batch / 1000,
+            "wrapper_us": (median(wrapped) - median(bare)) / batch / 1000,
+            "query_us": median(off) / batch / 1000,
+            "per_request_us": (median(fixed) - median(counted)) / 1000,
+            "batches": len(on),
+        }
 
     def rss(self, **_: Any) -> dict[str, Any]:
         return {"rss_kib": read_status_kib("VmRSS"), "hwm_kib": read_status_kib("VmHWM")}

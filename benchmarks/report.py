@@ -282,6 +282,20 @@ def markdown(results: dict[str, Any], png_path: Path | None, md_path: Path) -> s
                 add(f"| `{path}` | " + " | ".join(cells) + f" | {fmt(ratio, '.2f')} |")
             add("")
 
+    if results.get("query_recording"):
+        add(
+            "SQL recording (`RECORD_QUERIES`, on by default), in the agentops process: batches of `SELECT %s` "
+            "through Django's cursor with a recorder current and with no wrapper at all, interleaved (µs added "
+            "per query; the query alone for scale); the wrapper alone around a no-op; and per request the "
+            "recorder's start and summing up (20 queries, two statements).\n"
+        )
+        add("| database | µs per query | the query alone | wrapper alone | µs per request |")
+        add("| --- | ---: | ---: | ---: | ---: |")
+        for db, row in results["query_recording"].items():
+            cells = [fmt(row.get(key), ".2f") for key in ("per_query_us", "query_us", "wrapper_us")]
+            add(f"| {db} | " + " | ".join(cells) + f" | {fmt(row.get('per_request_us'), '.1f')} |")
+        add("")
+
     if results.get("inproc_background_cpu"):
         add(
             "CPU µs per request spent by the other threads of the same process (OpenTelemetry's batch exporter "

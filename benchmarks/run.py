@@ -337,8 +337,17 @@ class Suite:
                             answer = driver.ask("wsgi", path=path, n=self.size["wsgi_n"])
                             table[path][variant].append(answer["median_us"])
                             background[path][variant].append(answer["background_cpu_us"])
+                # What SQL recording costs, per query and per request (agentops only, on vs off).
+                recording = drivers["agentops"].ask("queries", n=self.size["wsgi_n"])
+                self.results.setdefault("query_recording", {})[db] = recording
             self.purge_queues()
             log(f"   {db}: " + summarise_latency(out[db]))
+            if "per_query_us" in recording:
+                log(
+                    f"   {db}: SQL recording {recording['per_query_us']:.2f} µs per query "
+                    f"(wrapper alone {recording['wrapper_us']:.2f}), "
+                    f"{recording['per_request_us']:.1f} µs per request"
+                )
 
     # -- 1b. gunicorn under wrk -------------------------------------------------
 

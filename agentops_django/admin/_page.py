@@ -358,4 +358,38 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
         "events": events,
         "links": links,
         "llm": llm,
+        "queries": span_queries(attributes),
+    }
+
+
+def span_queries(attributes: dict[str, Any]) -> dict[str, Any] | None:
+    """The SQL a request or task ran (``agentops.db.*``), for the detail panel; ``None`` if not recorded.
+
+    The recorder lists repeated statements first, so the first
+    ``repeated_queries`` of the top statements are the N+1 suspects.
+    """
+    count = number(attributes.get(semconv.AGENTOPS_DB_QUERY_COUNT))
+    if count is None:
+        return None
+    repeated = int(number(attributes.get(semconv.AGENTOPS_DB_REPEATED_QUERIES)) or 0)
+    try:
+        top = json.loads(attributes.get(semconv.AGENTOPS_DB_TOP_QUERIES) or "[]")
+    except (TypeError, ValueError):
+        top = []
+    statements = []
+    for index, entry in enumerate(top if isinstance(top, list) else []):
+        if isinstance(entry, dict):
+            statements.append(
+                {
+                    "sql": _payload(str(entry.get("sql", ""))),
+                    "count": f"{int(number(entry.get('count')) or 0):,}",
+                    "time": format_duration(number(entry.get("time_ms"))),
+                    "suspect": index < repeated,
+                }
+            )
+    return {
+        "count": f"{int(count):,}",
+        "time": format_duration(number(attributes.get(semconv.AGENTOPS_DB_QUERY_TIME_MS)) or 0.0),
+        "repeated": repeated,
+        "statements": statements,
     }

@@ -47,6 +47,8 @@ from agentops_django.celery._headers import (
     _truthy,
 )
 from agentops_django.celery._state import _enabled, _registry, _Run
+from agentops_django.queries import finish as finish_queries
+from agentops_django.queries import start as start_queries
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ def _start_run(task: Any, task_id: Any, args: Any, kwargs: Any) -> None:
     opened = integration.open_scope(
         name, parent=parent, base=base, kind=OTelSpanKind.CONSUMER, attributes=attributes, links=links
     )
+    start_queries(opened)  # in the context before it is attached: the task's queries are counted
     run = _Run(key, opened, context_api.attach(opened.context), eager)
     stack.append(run)
     _registry.runs[id(run)] = run  # one dict operation: atomic, no lock needed
@@ -280,6 +283,7 @@ def _end_span(run: _Run, leftover: bool) -> None:
         # Closing the scope also ends the traces the task started and did not
         # end (as for a view), or a long-lived worker would keep them.
         if leftover:
-            run.scope.close(TraceState.INDETERMINATE, {CELERY_TASK_STATE: run.state or "LOST"})
+            last = {CELERY_TASK_STATE: run.state or "LOST"}
+            run.scope.close(TraceState.INDETERMINATE, finish_queries(run.context, last))
         else:
-            run.scope.close(run.end_state)
+            run.scope.close(run.end_state, finish_queries(run.context))

@@ -1,4 +1,4 @@
-"""The three measured views."""
+"""The measured views."""
 
 from __future__ import annotations
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("ping", views.ping),
     path("db", views.db),
     path("enqueue", views.enqueue),
+    path("queries", views.queries),
 ]

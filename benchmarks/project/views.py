@@ -1,4 +1,4 @@
-"""Views of the benchmark project: trivial, one ORM query, one Celery publish."""
+"""Views of the benchmark project: trivial, one ORM query, one Celery publish, ``n`` ORM queries."""
 
 from __future__ import annotations
 
@@ -19,3 +19,9 @@ def db(request):
 def enqueue(request):
     noop.delay()
     return HttpResponse("queued")
+
+
+def queries(request):
+    """``?n=`` ORM queries of one statement (the N+1 pattern): what recording costs per query."""
+    n = int(request.GET.get("n", "20"))
+    return HttpResponse(str(sum(User.objects.filter(pk=i).exists() for i in range(n))))

@@ -97,3 +97,11 @@ def headers_seen(self: Any, retry_once: bool = False) -> dict[str, Any]:
 def forgets_a_trace() -> str:
     """Start a trace and never end it (the task's end must end it)."""
     return agentops.start_trace("inside-task").trace_id
+
+
+@shared_task(name="testapp.n_plus_one")
+def n_plus_one() -> int:
+    """One query for the users, then one per user for its groups (the N+1 pattern)."""
+    from django.contrib.auth.models import User
+
+    return sum(len(list(user.groups.all())) for user in User.objects.order_by("pk"))

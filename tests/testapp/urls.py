@@ -21,4 +21,5 @@ urlpatterns = [
     path("async-ping/", views.async_ping, name="async-ping"),
     path("async-boom/", views.async_boom, name="async-boom"),
     path("celery/", include("tests.testapp.celery_views")),
+    path("queries/", include("tests.testapp.query_views")),
 ]

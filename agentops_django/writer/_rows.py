@@ -85,7 +85,7 @@ _dumps = json.JSONEncoder(default=str, separators=(",", ":"), allow_nan=False).e
 try:  # about ten times faster than the standard library on span attributes (the writer's largest cost)
     import orjson
 except ImportError:  # pragma: no cover - a dependency of the django extra; the standard library will do
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 
 #: A ``\\uXXXX`` escape of a surrogate that is not half of a pair (what ``json.dumps`` writes for a lone one).

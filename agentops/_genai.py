@@ -2,7 +2,8 @@
 
 Other libraries emit their own OpenTelemetry spans for LLM calls, each in an
 attribute dialect of its own: the current GenAI semantic conventions
-(``gen_ai.operation.name``, ``gen_ai.input.messages``...), OpenLLMetry's older
+(``gen_ai.operation.name``, ``gen_ai.input.messages``..., as OpenLLMetry's
+current releases, Pydantic AI and the Anthropic client write them), OpenLLMetry's older
 ``gen_ai.prompt.N.*``/``llm.*`` names and OpenInference's ``llm.*`` names.
 Spans reach agentops' exporters whoever made them (agentops joins the global
 provider); :func:`foreign_llm_attributes` tells whether one is an LLM call and
@@ -61,19 +62,28 @@ _SYNONYMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-        ("gen_ai.usage.cache_read_input_tokens", "llm.token_count.prompt_details.cache_read"),
+        (
+            "gen_ai.usage.cache_read_input_tokens",
+            "gen_ai.usage.details.cache_read_tokens",
+            "llm.token_count.prompt_details.cache_read",
+        ),
     ),
     (
         semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
         (
             "gen_ai.usage.cache_write.input_tokens",
             "gen_ai.usage.cache_creation_input_tokens",
+            "gen_ai.usage.details.cache_write_tokens",
             "llm.token_count.prompt_details.cache_write",
         ),
     ),
     (
         semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-        ("gen_ai.usage.reasoning_tokens", "llm.token_count.completion_details.reasoning"),
+        (
+            "gen_ai.usage.reasoning_tokens",
+            "gen_ai.usage.details.reasoning_tokens",
+            "llm.token_count.completion_details.reasoning",
+        ),
     ),
 )
 # Indexed messages: (canonical key, attribute prefix, role and content suffixes) per dialect.
@@ -217,9 +227,13 @@ def mark_inside_llm_call(span: Any, parent_context: Context | None) -> None:
     """Mark ``span`` with ``agentops.llm.inside_call`` if it starts inside an LLM call's span.
 
     Run from the span processor's ``on_start``, where the span is still
-    writable and its parent is known. Costs one context lookup and, for a
-    parent that is not an LLM call, a few dictionary lookups.
+    writable and its parent is known. Costs nothing for a root span; else
+    one context lookup and, for a parent that is not an LLM call, a few
+    dictionary lookups.
     """
+    parent_ids = getattr(span, "parent", None)
+    if parent_ids is None or parent_ids.is_remote:  # a root, or a parent in another process: nothing to read
+        return
     parent = trace_api.get_current_span(parent_context)
     attributes = getattr(parent, "_attributes", None)
     attributes = getattr(attributes, "_dict", attributes)  # the SDK's BoundedAttributes keeps a plain dict

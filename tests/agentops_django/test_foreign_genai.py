@@ -68,15 +68,16 @@ def instrumented() -> Iterator[Callable[[str, str], None]]:
 
 
 def _unwrap_left_behind(package: str) -> None:
-    """Remove the chat-completions patch ``package``'s uninstrument() left (OpenLLMetry's OpenAI leaves one)."""
+    """Remove the chat-completions patches ``package``'s uninstrument() left (OpenLLMetry's OpenAI leaves them)."""
     from openai.resources.chat import completions
 
-    while True:
-        method = vars(completions.Completions).get("create")
-        wrapper = getattr(method, "_self_wrapper", None)
-        if wrapper is None or not getattr(wrapper, "__module__", "").startswith(package):
-            return
-        completions.Completions.create = method.__wrapped__
+    for owner in (completions.Completions, completions.AsyncCompletions):
+        while True:
+            method = vars(owner).get("create")
+            wrapper = getattr(method, "_self_wrapper", None)
+            if wrapper is None or not getattr(wrapper, "__module__", "").startswith(package):
+                break
+            owner.create = method.__wrapped__
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from agentops import semconv
-from agentops.integrations.genai import foreign_llm_attributes
+from agentops.integrations.genai import foreign_llm_attributes, is_llm_call
 from agentops.integrations.scope import capture_internal_exceptions
 from agentops_django._usage import span_usage
 
@@ -147,6 +147,8 @@ def _foreign_llm(attributes: dict[str, Any], start_ns: int | None, failed: bool)
     A failure (genai-prices refusing something unexpected) costs the span its
     recognition, never the span: it is stored as it came, and counted.
     """
+    if not is_llm_call(attributes):  # most spans: a few dictionary lookups, outside the guard
+        return None
     with capture_internal_exceptions("reading another instrumentation's LLM span"):
         return foreign_llm_attributes(attributes, start_ns, failed)
     return None

@@ -256,7 +256,12 @@ def test_a_call_agentops_wraps_and_the_anthropic_client_records_too_counts_once(
 
 @pytest.mark.parametrize("agentops_outside", [True, False], ids=["agentops-outside", "agentops-inside"])
 def test_a_call_wrapped_by_agentops_and_another_instrumentation_counts_once_whichever_is_outside(
-    agentops_outside: bool, transactional_db: Any, instrumented: Any, agentops_wrapping: Any, openai_client: Any
+    agentops_outside: bool,
+    transactional_db: Any,
+    instrumented: Any,
+    agentops_wrapping: Any,
+    openai_client: Any,
+    admin_client: Any,
 ) -> None:
     # The patch applied last is the outer one.
     if agentops_outside:
@@ -276,3 +281,5 @@ def test_a_call_wrapped_by_agentops_and_another_instrumentation_counts_once_whic
     trace = Trace.objects.get(trace_id=trace_id)
     assert (trace.input_tokens, trace.output_tokens, trace.unpriced_calls) == (4, 3, 0)
     assert math.isclose(trace.cost, expected)
+    html = panel(admin_client, inner)  # its own tokens, and where the call is counted
+    assert "4 in" in html and "in the enclosing LLM call" in html

@@ -22,9 +22,11 @@ import agentops
 import agentops.integrations
 from agentops.testing.llm_server import LLMServer
 from agentops_django.models import Span, Trace
+from tests.agentops_django.test_admin_browser import browser_page, log_in
 from tests.conftest import IN_CI
 
 pytestmark = pytest.mark.django_db(transaction=True)
+__all__ = ["browser_page"]  # the fixture, used by the browser test
 
 USER = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
 
@@ -283,3 +285,27 @@ def test_a_call_wrapped_by_agentops_and_another_instrumentation_counts_once_whic
     assert math.isclose(trace.cost, expected)
     html = panel(admin_client, inner)  # its own tokens, and where the call is counted
     assert "4 in" in html and "in the enclosing LLM call" in html
+
+
+@pytest.mark.browser
+def test_a_developer_reads_another_instrumentations_call_in_the_browser(
+    writer: Any, instrumented: Any, openai_client: Any, live_server: Any, browser_page: Any
+) -> None:
+    instrumented("openinference.instrumentation.openai", "OpenAIInstrumentor")
+    trace_id = in_a_trace(lambda: call_model("openai", openai_client, "gpt-4o-mini"))
+    (span,) = llm_spans(trace_id)
+    page = browser_page
+    log_in(page, live_server)
+
+    page.goto(f"{live_server.url}/admin/agentops_django/trace/{trace_id}/change/")
+    row = page.locator(f"[data-span-id='{span.span_id}']")
+    assert "ao-k-llm" in row.get_attribute("class")
+    assert "gpt-4o-mini" in row.inner_text() and "7 tok" in row.inner_text()
+    row.locator("a.ao-label").click()
+    detail = page.locator("#ao-detail .ao-span")
+    detail.wait_for()
+    text = detail.inner_text()
+    assert "gpt-4o-mini" in text and "4 in" in text and "3 out" in text and "openinference" in text
+    assert "be brief" in text and "hello there" in text and "Echo: hello there" in text
+    expected = price("gpt-4o-mini", "openai", input_tokens=4, output_tokens=3)  # "be brief", "hello there"
+    assert f"${expected:.4f}" in text

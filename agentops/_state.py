@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from agentops import semconv
 from agentops._batch import BoundedBatchProcessor
+from agentops._genai import mark_inside_llm_call
 from agentops._guard import capture_internal_exceptions
 from agentops._lifecycle import FORK_SDK, on_fork_child
 
@@ -83,6 +84,9 @@ class Dispatcher(SpanProcessor):
         return old
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        # A span inside an LLM call's span is marked, so a call two instrumentations wrap counts once.
+        with capture_internal_exceptions("marking spans inside LLM calls"):
+            mark_inside_llm_call(span, parent_context)
         for processor in self._starters:
             with capture_internal_exceptions("span processor on_start"):
                 processor.on_start(span, parent_context=parent_context)

@@ -211,6 +211,15 @@ AGENTOPS_RESPONSE_TRUNCATED = "agentops.response.truncated"
 AGENTOPS_RESPONSE_FILTERED = "agentops.response.filtered"
 #: Set (True) when the answer ends by calling tools (``tool_calls``, ``tool_use``, a Responses function call).
 AGENTOPS_RESPONSE_TOOL_CALLS = "agentops.response.tool_calls"
+#: On a span that started inside an LLM call's span: if it is an LLM call too, it is the same call
+#: seen by a second instrumentation, and only the outer span counts it (tokens, cost).
+AGENTOPS_LLM_INSIDE_CALL = "agentops.llm.inside_call"
+#: On an LLM span that records the same call (same ``gen_ai.response.id`` in the same trace) as an
+#: earlier one that is not its parent: that span's id. Set by the Django writer; only the earlier counts.
+AGENTOPS_LLM_SAME_CALL_AS = "agentops.llm.same_call_as"
+#: On an LLM call recorded by another instrumentation: the attribute dialect it was read from
+#: (``gen_ai``, ``openllmetry`` or ``openinference``); its canonical ``gen_ai.*`` names were added.
+AGENTOPS_LLM_DIALECT = "agentops.llm.dialect"
 # --- end of LLM pricing and shape ------------------------------------------------------
 
 

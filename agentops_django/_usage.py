@@ -10,7 +10,10 @@ those spans' ``gen_ai.usage.total_cost`` (``gen_ai.usage.cost`` for spans
 written before pricing) and the price of each tool call
 (``agentops.tool.cost``). Agent, task and request spans never add their own,
 so no call is counted twice. LLM calls marked ``agentops.cost.unpriced`` are
-counted, so a total can say it leaves them out.
+counted, so a total can say it leaves them out. An LLM span marked
+``agentops.llm.inside_call`` (or ``agentops.llm.same_call_as``) adds nothing:
+it is a second instrumentation's record of a call its enclosing LLM span (or
+an earlier span with the same response id) already counts.
 """
 
 from __future__ import annotations
@@ -23,13 +26,19 @@ from agentops import semconv
 
 LLM = semconv.SpanKind.LLM
 TOOL = semconv.SpanKind.TOOL
+INSIDE_CALL = semconv.AGENTOPS_LLM_INSIDE_CALL
+SAME_CALL_AS = semconv.AGENTOPS_LLM_SAME_CALL_AS
+# True on a span; "true" when a database extracted it from stored JSON.
+_TRUE = (True, "true")
 
 #: The rule, in words, for the trace page.
 TOTALS_RULE = (
     "Tokens are the sums over spans of kind \u201cllm\u201d only "
     f"({semconv.GEN_AI_USAGE_INPUT_TOKENS}, {semconv.GEN_AI_USAGE_OUTPUT_TOKENS}); cost adds those spans' "
     f"{semconv.GEN_AI_USAGE_TOTAL_COST} and the price of each tool call ({semconv.AGENTOPS_TOOL_COST}). "
-    "Agent, task and request spans never add their own, so no call is counted twice. "
+    "Agent, task and request spans never add their own, nor does a second instrumentation's record of a call "
+    "(an LLM span inside another LLM call's span, or with the response id of an earlier one), "
+    "so no call is counted twice. "
     "Calls whose model has no known price are counted as unpriced, not as $0."
 )
 
@@ -70,6 +79,8 @@ USAGE_KEYS = (
     semconv.GEN_AI_USAGE_COST,
     semconv.AGENTOPS_COST_UNPRICED,
     semconv.AGENTOPS_TOOL_COST,
+    semconv.AGENTOPS_LLM_INSIDE_CALL,
+    semconv.AGENTOPS_LLM_SAME_CALL_AS,
 )
 
 
@@ -81,6 +92,8 @@ def _tokens(value: Any) -> int:
 def span_usage(kind: Any, attributes: Mapping[str, Any]) -> Usage:
     """Tokens and cost ``attributes`` add to the trace, for a span of ``kind`` (``agentops.span.kind``)."""
     if kind == LLM:
+        if attributes.get(INSIDE_CALL) in _TRUE or attributes.get(SAME_CALL_AS):  # another span counts this call
+            return NOTHING
         cost = number(attributes.get(semconv.GEN_AI_USAGE_TOTAL_COST))
         if cost is None:  # spans stored before pricing, or from another instrumentation
             cost = number(attributes.get(semconv.GEN_AI_USAGE_COST))
@@ -88,8 +101,7 @@ def span_usage(kind: Any, attributes: Mapping[str, Any]) -> Usage:
             _tokens(attributes.get(semconv.GEN_AI_USAGE_INPUT_TOKENS)),
             _tokens(attributes.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)),
             cost if cost is not None and cost > 0 else 0.0,
-            # True on a span; "true" or 1 when a database extracted it from stored JSON.
-            1 if attributes.get(semconv.AGENTOPS_COST_UNPRICED) in (True, "true") else 0,
+            1 if attributes.get(semconv.AGENTOPS_COST_UNPRICED) in _TRUE else 0,
         )
     if kind == TOOL:
         cost = number(attributes.get(semconv.AGENTOPS_TOOL_COST))

@@ -25,6 +25,8 @@ from agentops_django.models import Span, Trace
 
 HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 
+#: The marks of an LLM span whose call another span counts (agentops_django._usage).
+_COUNTED_ELSEWHERE = frozenset({semconv.AGENTOPS_LLM_INSIDE_CALL, semconv.AGENTOPS_LLM_SAME_CALL_AS})
 #: Shown for an empty value.
 DASH = "\u2013"
 #: Longer attribute values are collapsed behind a <details>.
@@ -244,6 +246,10 @@ def _payload(value: Any) -> dict[str, Any]:
     return {"text": text, "long": long, "preview": text[:120].replace("\n", " "), "size": len(text)}
 
 
+def _is_text_part(part: Any) -> bool:
+    return isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("content"), str)
+
+
 def _messages(value: Any) -> list[dict[str, Any]]:
     """``gen_ai.*.messages`` (a JSON string of a list) as role + content pairs; [] if unreadable."""
     if isinstance(value, str):
@@ -258,6 +264,8 @@ def _messages(value: Any) -> list[dict[str, Any]]:
         if isinstance(message, dict):
             role = str(message.get("role", ""))
             content = message.get("content", message.get("parts", ""))
+            if isinstance(content, list) and all(_is_text_part(part) for part in content):
+                content = "\n".join(part["content"] for part in content)  # the GenAI conventions' text parts
             if not isinstance(content, str):
                 content = json.dumps(content, indent=2, ensure_ascii=False, default=str)
         else:
@@ -321,7 +329,11 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
             )
     llm = None
     if span.kind == "llm":
-        input_tokens, output_tokens, cost, unpriced = span_usage(span.kind, attributes)
+        # The call's own usage, even when its enclosing LLM span is the one the totals count.
+        inside_call = attributes.get(semconv.AGENTOPS_LLM_INSIDE_CALL) is True
+        same_call_as = attributes.get(semconv.AGENTOPS_LLM_SAME_CALL_AS) or ""
+        own = {k: v for k, v in attributes.items() if k not in _COUNTED_ELSEWHERE}
+        input_tokens, output_tokens, cost, unpriced = span_usage(span.kind, own)
         first_token = number(attributes.get(semconv.GEN_AI_STREAMING_TIME_TO_FIRST_TOKEN))
         llm = {
             "system": attributes.get("gen_ai.system", ""),
@@ -335,6 +347,9 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
             "time_to_first_token": format_duration(first_token * 1000) if first_token is not None else "",
             "input_messages": _messages(attributes.get("gen_ai.input.messages")),
             "output_messages": _messages(attributes.get("gen_ai.output.messages")),
+            "inside_call": inside_call,
+            "same_call_as": same_call_as,
+            "dialect": attributes.get(semconv.AGENTOPS_LLM_DIALECT, ""),
         }
     wait = attributes.get("celery.queue_wait_ms")
     return {

@@ -27,6 +27,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from agentops import semconv
+from agentops.integrations.genai import foreign_llm_attributes, is_llm_call
+from agentops.integrations.scope import capture_internal_exceptions
 from agentops_django._usage import span_usage
 
 UTC = dt.UTC
@@ -75,6 +77,7 @@ TRACE_COLUMNS = (
 )
 
 _KIND_ATTR = semconv.AGENTOPS_SPAN_KIND
+_LLM = semconv.SpanKind.LLM
 _END_STATES = frozenset(state.value for state in semconv.TraceState)
 _ROOT_KINDS = frozenset({semconv.SpanKind.REQUEST, semconv.SpanKind.CELERY_TASK})
 _TRACE_KIND = {semconv.SpanKind.REQUEST: "request", semconv.SpanKind.CELERY_TASK: "task"}
@@ -157,6 +160,46 @@ def _attributes(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or ())
 
 
+def _foreign_llm(attributes: dict[str, Any], start_ns: int | None, failed: bool) -> dict[str, Any] | None:
+    """What another instrumentation's LLM-call span needs to read as ours; None for other spans.
+
+    A failure (genai-prices refusing something unexpected) costs the span its
+    recognition, never the span: it is stored as it came, and counted.
+    """
+    if not is_llm_call(attributes):  # most spans: a few dictionary lookups, outside the guard
+        return None
+    with capture_internal_exceptions("reading another instrumentation's LLM span"):
+        return foreign_llm_attributes(attributes, start_ns, failed)
+    return None
+
+
+def _same_call(trace_id: str, span_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes``, marked ``agentops.llm.same_call_as`` if an earlier LLM span of the trace had its response id.
+
+    Two instrumentations whose spans do not nest (a client's own span beside
+    another library's) record one call twice; the response id tells. The
+    first span written counts; the spans of one call end within moments of
+    each other in one process, so a bounded memory of recent calls suffices.
+    """
+    if attributes.get(_INSIDE_CALL) is True:  # already counted by its enclosing span
+        return attributes
+    key = (trace_id, str(attributes[_RESPONSE_ID]))
+    first = _recent_calls.setdefault(key, span_id)
+    if first != span_id:
+        return {**attributes, semconv.AGENTOPS_LLM_SAME_CALL_AS: first}
+    if len(_recent_calls) > _RECENT_CALLS:
+        for old in list(_recent_calls)[: _RECENT_CALLS // 2]:
+            _recent_calls.pop(old, None)
+    return attributes
+
+
+_RESPONSE_ID = semconv.GEN_AI_RESPONSE_ID
+_INSIDE_CALL = semconv.AGENTOPS_LLM_INSIDE_CALL
+_RECENT_CALLS = 4096
+#: (trace id, response id) -> the first LLM span written with them (insertion-ordered: oldest first).
+_recent_calls: dict[tuple[str, str], str] = {}
+
+
 def _service(resource: Any) -> str:
     """The ``service.name`` of a resource, cached by identity (a process has one or two)."""
     if resource is None:
@@ -200,6 +243,11 @@ class SpanRow:
         kind = attributes.get(_KIND_ATTR)
         if not isinstance(kind, str) or not kind:
             kind = span.kind.name.lower()
+            # Another instrumentation's LLM call: stored with the canonical names and a cost added.
+            added = _foreign_llm(attributes, span.start_time, span.status.status_code is _ERROR)
+            if added is not None:
+                attributes = {**attributes, **added}
+                kind = _LLM
         parent = span.parent
         if parent is None:
             self.rank = 2
@@ -213,6 +261,8 @@ class SpanRow:
         end_ns = span.end_time or start_ns
         self.start_ns = start_ns
         self.end_ns = end_ns
+        if kind == _LLM and _RESPONSE_ID in attributes:
+            attributes = _same_call(trace_id, span_id, attributes)
         # The totals rule (agentops_django._usage), the same as the trace page's.
         self.input_tokens, self.output_tokens, self.cost, self.unpriced = span_usage(kind, attributes)
         events = span.events

@@ -90,3 +90,42 @@ def test_unpriced_calls_are_counted_on_the_list_and_the_page() -> None:
     assert (stored.unpriced_calls, stored.cost) == (page.unpriced, page.cost) == (1, 0.25)
     assert format_cost(stored.cost, stored.unpriced_calls) == "\u2265 $0.2500 (1 call without a price)"
     assert format_cost(0.0, 2) == "unknown"
+
+
+CHAT = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o-mini",
+    "gen_ai.response.id": "chatcmpl-1",
+    "gen_ai.usage.input_tokens": 10,
+    "gen_ai.usage.output_tokens": 5,
+}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_records_of_one_call_side_by_side_count_once_even_in_separate_batches() -> None:
+    """Spans that do not nest but share a response id in one trace are one call: the first written counts."""
+    trace_id = new_trace_id()
+    write_batch("default", [make_span(trace_id, 1, name="GET /", kind="request")])
+    write_batch("default", [make_span(trace_id, 2, 1, name="openai.chat", attributes=CHAT)])
+    write_batch("default", [make_span(trace_id, 3, 1, name="ChatCompletion", attributes=CHAT)])
+
+    stored = Trace.objects.get(trace_id=format(trace_id, "032x"))
+    page = totals_of(span_rows(stored))
+    assert (stored.input_tokens, stored.output_tokens) == (page.input_tokens, page.output_tokens) == (10, 5)
+    assert stored.cost > 0 and math.isclose(page.cost, stored.cost)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_llm_span_inside_another_llm_call_adds_nothing_to_the_totals() -> None:
+    trace_id = new_trace_id()
+    write_batch(
+        "default",
+        [
+            make_span(trace_id, 1, name="chat gpt-4o-mini", kind="llm", attributes=CHAT),
+            make_span(trace_id, 2, 1, name="openai.chat", attributes={**CHAT, "agentops.llm.inside_call": True}),
+        ],
+    )
+    stored = Trace.objects.get(trace_id=format(trace_id, "032x"))
+    assert (stored.input_tokens, stored.output_tokens) == (10, 5)
+    assert totals_of(span_rows(stored)).input_tokens == 10

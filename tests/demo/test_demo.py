@@ -99,13 +99,50 @@ def assert_demo_succeeded(result: subprocess.CompletedProcess[str], data_dir: Pa
     assert_no_process_left(data_dir)
 
 
+def assert_every_llm_call_priced_by_genai_prices(database: Path) -> None:
+    """Each stored LLM call's cost is genai-prices' own ``calc_price`` of its tokens; the streamed one has a TTFT."""
+    import datetime as dt
+    import json
+    import math
+    import sqlite3
+
+    import genai_prices
+
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT name, attributes, started_at FROM agentops_django_span WHERE kind = 'llm'"
+        ).fetchall()
+    assert rows, "the demo stored no LLM call"
+    streamed = 0
+    for name, text, started_at in rows:
+        attributes = json.loads(text)
+        usage = genai_prices.Usage(
+            input_tokens=attributes["gen_ai.usage.input_tokens"],
+            output_tokens=attributes["gen_ai.usage.output_tokens"],
+            cache_read_tokens=attributes.get("gen_ai.usage.cache_read.input_tokens"),
+            output_reasoning_tokens=attributes.get("gen_ai.usage.reasoning.output_tokens"),
+        )
+        model = attributes.get("gen_ai.response.model") or attributes["gen_ai.request.model"]
+        when = dt.datetime.fromisoformat(started_at).replace(tzinfo=dt.UTC)
+        price = genai_prices.calc_price(
+            usage, model, provider_id=attributes["gen_ai.system"], genai_request_timestamp=when
+        )
+        assert math.isclose(attributes["gen_ai.usage.total_cost"], float(price.total_price)), (name, attributes)
+        if attributes.get("gen_ai.request.stream"):
+            streamed += 1
+            assert attributes["gen_ai.streaming.time_to_first_token"] > 0, (name, attributes)
+    assert streamed >= 1, "the demo's streamed answer stored no streamed LLM call"
+
+
 def test_demo_once_runs_every_trace_whole_on_the_embedded_defaults(tmp_path: Path) -> None:
     """With no server at all (SQLite, filesystem broker, file results), ``demo.py --once`` exits 0.
 
     Its table lists the three asking requests, the streamed answer and the beat
     digest, each complete (one tree, every task run and LLM call there) with
     its admin link; no task failed on the way out; each log holds this run
-    only; and no process it started is left running.
+    only; and no process it started is left running. Every LLM call it stored
+    costs what genai-prices computes for its tokens, and the streamed one has
+    its time to first token.
     """
     data_dir = tmp_path / "demo-data"
     (data_dir / "logs").mkdir(parents=True)
@@ -114,6 +151,7 @@ def test_demo_once_runs_every_trace_whole_on_the_embedded_defaults(tmp_path: Pat
     assert_demo_succeeded(result, data_dir)
     assert "database sqlite, broker filesystem, result backend file" in result.stdout
     assert "earlier run" not in (data_dir / "logs" / "web.log").read_text()
+    assert_every_llm_call_priced_by_genai_prices(data_dir / "demo.sqlite3")
 
 
 def test_demo_on_a_busy_port_says_so_first_and_starts_nothing(tmp_path: Path) -> None:

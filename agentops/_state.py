@@ -85,8 +85,12 @@ class Dispatcher(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         # A span inside an LLM call's span is marked, so a call two instrumentations wrap counts once.
-        with capture_internal_exceptions("marking spans inside LLM calls"):
+        # Plain try/except on this per-span path (entering the guard costs more); errors go to it after.
+        try:
             mark_inside_llm_call(span, parent_context)
+        except Exception as exc:
+            with capture_internal_exceptions("marking spans inside LLM calls"):
+                raise exc
         for processor in self._starters:
             with capture_internal_exceptions("span processor on_start"):
                 processor.on_start(span, parent_context=parent_context)

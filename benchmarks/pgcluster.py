@@ -53,9 +53,11 @@ class PrivateCluster:
         host: ``listen_addresses`` (one address, or several separated by commas).
         port: The TCP port.
         settings: Extra server settings (``name=value``).
+        trust: A network (``10.231.0.0/24``) whose clients may connect without
+            a password, besides loopback (``initdb -A trust`` admits only that).
     """
 
-    def __init__(self, host: str, port: int, settings: dict[str, str] | None = None) -> None:
+    def __init__(self, host: str, port: int, settings: dict[str, str] | None = None, trust: str | None = None) -> None:
         binaries = pg_bin()
         if binaries is None:
             raise RuntimeError("PostgreSQL's initdb was not found (set AGENTOPS_PG_BIN to its directory)")
@@ -80,6 +82,9 @@ class PrivateCluster:
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8"])
+        if trust:
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {trust} trust\n")
 
     def _run(self, argv: list[str], timeout: float = 120.0) -> None:
         if self._as_postgres:

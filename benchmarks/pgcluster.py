@@ -99,7 +99,7 @@ class PrivateCluster:
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start"])
 
     def destroy(self) -> None:
-        """Stop the server (fast shutdown) and delete its files."""
+        """Stop the server (immediate shutdown: it is thrown away) and delete its files."""
         if (self.data / "postmaster.pid").exists():
             with contextlib.suppress(Exception):
                 self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])

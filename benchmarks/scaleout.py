@@ -38,6 +38,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -419,8 +420,6 @@ def main() -> int:
         print(f"scaleout: skipped, {reason}", file=sys.stderr)
         print(json.dumps({"scaleout": {"skipped": reason}}))
         return 0
-    import tempfile
-
     work = Path(tempfile.mkdtemp(prefix="agentops-scaleout-"))
     run = ScaleOut(args, work)
     try:

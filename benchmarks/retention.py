@@ -416,10 +416,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             batched["vacuum_window"] = (start, time.time())
             time.sleep(1)
             # Swap the partitioned copy in under the span table's name: the same writer now writes into it.
-            conn.execute(f"ALTER TABLE {SPAN} RENAME TO agentops_span_plain")
-            conn.execute(f"ALTER TABLE {PART} RENAME TO {SPAN}")
-            conn.execute(f"ALTER TABLE {TRACE} RENAME TO agentops_trace_pruned")
-            conn.execute(f"ALTER TABLE {TRACE_COPY} RENAME TO {TRACE}")
+            with conn.transaction():  # at once: the writer never sees a table missing
+                conn.execute(f"ALTER TABLE {SPAN} RENAME TO agentops_span_plain")
+                conn.execute(f"ALTER TABLE {PART} RENAME TO {SPAN}")
+                conn.execute(f"ALTER TABLE {TRACE} RENAME TO agentops_trace_pruned")
+                conn.execute(f"ALTER TABLE {TRACE_COPY} RENAME TO {TRACE}")
             began = time.perf_counter()
             conn.execute("DROP TABLE agentops_span_plain")
             result["drop_plain_table_seconds"] = round(time.perf_counter() - began, 2)

@@ -424,6 +424,9 @@ def main() -> int:
     run = ScaleOut(args, work)
     try:
         result = run.run()
+    except BaseException:
+        log(f"failed; the processes' logs are kept in {work}")
+        raise
     finally:
         run.close()
     print(json.dumps({"scaleout": result}))

@@ -82,6 +82,10 @@ class Span(models.Model):
         related_name="spans",
         # Spans may be written before their trace row commits in another process.
         db_constraint=False,
+        # No index of its own (nor its LIKE twin on PostgreSQL): the unique
+        # (trace_id, span_id) and (trace_id, started_at) indexes lead with it.
+        # (Migration 0004 drops them; docs/scaling.md has their size at scale.)
+        db_index=False,
     )
     span_id = models.CharField(max_length=16)
     parent_span_id = models.CharField(max_length=16, blank=True, default="")

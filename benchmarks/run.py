@@ -666,6 +666,11 @@ class Suite:
         self.section("user_suite", lambda: self.external("user_suite", self.size["user_suite_args"]))
         self.section("sdk", self.sdk)
         self.section("profile", self.profile)
+        # Scale sections: minutes each and root for the namespaces, so only when named in --only.
+        for name in ("scaleout", "retention"):
+            if self.only is not None and name in self.only:
+                size = {"--spans": "200000"} if name == "retention" and self.mode != "full" else {}
+                self.section(name, lambda name=name, size=size: self.external(name, size))
         self.results["meta"]["load_after"] = os.getloadavg()
         return self.results
 
@@ -710,7 +715,9 @@ def main() -> int:
     group.add_argument("--full", action="store_true", help="the complete figures (longer runs, more rounds)")
     group.add_argument("--smoke", action="store_true", help="the smallest configuration (for the smoke test)")
     parser.add_argument(
-        "--only", help="comma-separated sections: inproc,server,celery,sdk,writer,admin,user_suite,memory,profile"
+        "--only",
+        help="comma-separated sections: inproc,server,celery,sdk,writer,admin,user_suite,memory,profile "
+        "(and, only when named, scaleout,retention)",
     )
     parser.add_argument(
         "--deadline-minutes", type=float, help="start no section after this many minutes (the rest is reported skipped)"

@@ -2,7 +2,8 @@
 
 * ``BENCH_VARIANT``: ``none``, ``otel``, ``sentry`` or ``agentops``.
 * ``BENCH_DB``: ``sqlite`` (file ``BENCH_SQLITE_PATH``) or ``postgres``
-  (database ``BENCH_PG_NAME`` on 127.0.0.1).
+  (database ``BENCH_PG_NAME`` on ``BENCH_PG_HOST``:``BENCH_PG_PORT``,
+  default 127.0.0.1:5432).
 * ``BENCH_AGENTOPS_DB_DOWN_PORT``: point agentops' writer (only) at a closed
   port on 127.0.0.1, to measure memory with its database down.
 * ``BENCH_REDIS_URL`` and ``BENCH_QUEUE``: the Celery broker and queue.
@@ -66,8 +67,8 @@ if os.environ.get("BENCH_DB", "sqlite") == "postgres":
             "ENGINE": "django.db.backends.postgresql",
             "NAME": os.environ.get("BENCH_PG_NAME", "agentops_bench"),
             "USER": "postgres",
-            "HOST": "127.0.0.1",
-            "PORT": "5432",
+            "HOST": os.environ.get("BENCH_PG_HOST", "127.0.0.1"),
+            "PORT": os.environ.get("BENCH_PG_PORT", "5432"),
             # Persistent connections, as production sites configure them.
             "CONN_MAX_AGE": 60,
             "OPTIONS": {"connect_timeout": 2},

@@ -30,6 +30,7 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """One key of the ``AGENTOPS`` setting: its default, what it accepts, what it does.
@@ -178,6 +179,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("RETENTION_DAYS", 14, "optional_int", "agentops_prune: delete older traces (None or 0: never)", low=0),
     Option("RETENTION_MAX_TRACES", 100_000, "optional_int", "agentops_prune: keep this many traces at most", low=0),
     Option("UNFINISHED_AFTER", 300, "optional_int", "seconds before a silent task counts as unfinished", low=1),
+    Option(
+        "ROLLUP_RETENTION_DAYS",
+        90,
+        "optional_int",
+        "agentops_prune: delete older overview rollups (None or 0: never)",
+        low=0,
+    ),
 )
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
 DEFAULTS: dict[str, Any] = {option.key: option.default for option in OPTIONS}
@@ -232,6 +240,8 @@ class AgentOpsSettings:
     retention_max_traces: int | None
     unfinished_after: int | None
     excluded: re.Pattern[str] | None
+    #: ``ROLLUP_RETENTION_DAYS``: days the overview's rollup is kept (None: for ever).
+    rollup_retention_days: int | None = None
 
     @property
     def writes_to_database(self) -> bool:
@@ -350,6 +360,7 @@ def get_config() -> AgentOpsSettings:
         batch_interval=float(v["BATCH_INTERVAL"]),
         retention_days=v["RETENTION_DAYS"],
         retention_max_traces=v["RETENTION_MAX_TRACES"],
+        rollup_retention_days=v["ROLLUP_RETENTION_DAYS"] or None,
         unfinished_after=v["UNFINISHED_AFTER"],
         excluded=_compile_excluded(v["EXCLUDE_DEFAULT_PATHS"], excluded_paths),
     )

@@ -240,3 +240,26 @@ def test_percentiles_from_the_histogram_are_within_the_stated_bound_of_the_exact
     assert _histogram.percentile({}, 0.5) is None
     assert _histogram.percentile({_histogram.bucket(0.0): 3}, 0.5) == 0.0
     assert _histogram.percentile({_histogram.bucket(10 * _histogram.CEILING_MS): 1}, 0.5) == _histogram.CEILING_MS
+
+
+def test_prune_deletes_rollup_rows_past_their_own_retention_and_keeps_the_rest(settings: Any) -> None:
+    import datetime as dt
+
+    from django.core.management import call_command
+
+    from agentops_django import prune
+
+    now = dt.datetime.fromtimestamp(T0 / 1e9, dt.UTC)
+    for days_ago in (200, 95, 10):
+        start = -days_ago * 86_400_000
+        write_batch("default", [make_span(new_trace_id(), 1, name="GET /a/", kind="request", start=start,
+                                          end=start + 5, attributes={"http.route": "/a/"})])  # fmt: skip
+    assert Rollup.objects.count() == 6 and RollupBucket.objects.count() == 6  # a minute and an hour each
+    dry = prune.prune(days=None, keep=None, dry_run=True, now=now)
+    assert dry.rollup_rows == 4 and Rollup.objects.count() == 6  # ROLLUP_RETENTION_DAYS: 90 by default
+    assert prune.prune(days=None, keep=None, now=now, rollup_days=30).rollup_rows == 4
+    assert Rollup.objects.count() == RollupBucket.objects.count() == 2
+    assert set(Rollup.objects.values_list("name", flat=True)) == {"GET /a/"}
+    settings.AGENTOPS = {"ROLLUP_RETENTION_DAYS": 5}
+    call_command("agentops_prune", "--days", "10000")  # the rollup's own setting applies, not --days
+    assert Rollup.objects.count() == 0 and RollupBucket.objects.count() == 0

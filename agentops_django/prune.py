@@ -201,7 +201,7 @@ def prune(
     progress: Callable[[PruneResult], None] | None = None,
     using: str | None = None,
     stats_days: int | None = None,
-    rollup_days: int | None | bool = True,
+    rollup_days: int | bool | None = True,
 ) -> PruneResult:
     """Delete traces older than ``days`` and/or beyond the ``keep`` newest, with their spans.
 

@@ -61,9 +61,16 @@ def chart(
         width = max(step / max(len(bar_series), 1) - 1, 0.5)
         rects = format_html_join(
             "",
-            '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}"><title>{}: {}</title></rect>',
+            '<rect x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>',
             (
-                (_LEFT + i * step + position * width, y(v), width, _TOP + inner_h - y(v), slot_labels[i], fmt(v))
+                (
+                    f"{_LEFT + i * step + position * width:.1f}",
+                    f"{y(v):.1f}",
+                    f"{width:.1f}",
+                    f"{_TOP + inner_h - y(v):.1f}",
+                    slot_labels[i],
+                    fmt(v),
+                )
                 for i, v in enumerate(item.values)
                 if v
             ),

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-WIDTH = 600
-HEIGHT = 140
-_LEFT, _RIGHT, _TOP, _BOTTOM = 48, 8, 10, 20
+WIDTH = 360
+HEIGHT = 130
+_LEFT, _RIGHT, _TOP, _BOTTOM = 52, 6, 10, 18
 
 
 @dataclass(slots=True)
@@ -111,7 +111,7 @@ def chart(
     )
     return format_html(
         '<figure class="ao-chart"><figcaption><strong>{}</strong> {}</figcaption>'
-        '<svg viewBox="0 0 {} {}" role="img" aria-label="{}" preserveAspectRatio="none">{}{}</svg></figure>',
+        '<svg viewBox="0 0 {} {}" role="img" aria-label="{}">{}{}</svg></figure>',
         title,
         legend,
         WIDTH,

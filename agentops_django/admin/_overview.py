@@ -231,7 +231,7 @@ def table_rows(current: dict, previous: dict, kind: str, window: Window) -> list
             "p99": format_duration(stats.p(0.99)),
             "wait_p95": format_duration(stats.wait_p(0.95)) if stats.waits else "",
             "tokens": f"{int(stats.sums['input_tokens']):,} / {int(stats.sums['output_tokens']):,}",
-            "cost": format_cost(cost, int(stats.sums["unpriced_calls"])),
+            "cost": money(cost, int(stats.sums["unpriced_calls"])),
             "cost_change": _change(cost, before.sums["cost"] if before else 0.0) if cost else _change(None, None),
             "queries": f"{stats.sums['db_queries'] / count:.1f}" if count and stats.sums["db_queries"] else "",
             "repeated": int(stats.sums["repeated_queries"]),
@@ -359,7 +359,18 @@ def _count(value: float) -> str:
 
 
 def _dollars(value: float) -> str:
-    return f"${value:,.4g}"
+    """US dollars with three significant digits below a cent (LLM calls cost fractions of one)."""
+    if value and abs(value) < 0.01:
+        return f"${value:.3g}" if abs(value) >= 1e-4 else f"${value:.6f}".rstrip("0")
+    return f"${value:,.2f}"
+
+
+def money(cost: float, unpriced: int = 0) -> str:
+    """A cost for the tables: like the trace list's, but small amounts keep their digits."""
+    if not cost:
+        return format_cost(cost, unpriced)
+    text = _dollars(cost)
+    return f"\u2265 {text} (+{unpriced} unpriced)" if unpriced else text
 
 
 def _slot_label(minute: int, step: int) -> str:
@@ -393,6 +404,9 @@ def overview_view(model_admin: Any, request: Any) -> Any:
         "windows": [(key, label) for key, (label, _) in WINDOWS.items()],
         "window_from": local(to_datetime(window.start)).strftime("%Y-%m-%dT%H:%M"),
         "window_to": local(to_datetime(window.end)).strftime("%Y-%m-%dT%H:%M"),
+        "window_text": " to ".join(
+            local(to_datetime(minute)).strftime("%Y-%m-%d %H:%M") for minute in (window.start, window.end)
+        ),
         "tables": tables,
         "query_rows": query_rows(current),
         "charts": charts(window),

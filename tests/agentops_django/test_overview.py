@@ -107,7 +107,7 @@ def test_tasks_show_queue_wait_and_models_show_tokens_and_cost(staff) -> None:
     models = rows_by_name(response, "llm")
     assert list(models) == ["gpt-4o-mini", "mystery-1"]  # most expensive first
     assert models["gpt-4o-mini"]["tokens"] == "1,200 / 300"
-    assert models["gpt-4o-mini"]["cost"] == "$0.0004"
+    assert models["gpt-4o-mini"]["cost"] == "$0.00036"
     assert models["mystery-1"]["cost"] == "unknown"  # never $0
 
 

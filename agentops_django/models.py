@@ -139,10 +139,11 @@ class Rollup(models.Model):
     """Per minute (and per hour) and per key: what the overview page adds up, kept by the writer.
 
     One row per ``(period, minute, kind, name)``: ``period`` is 1 for a
-    minute's row and 60 for an hour's (``minute`` is then the hour's first
-    minute), so long windows read few rows. ``minute`` counts minutes since
-    the Unix epoch (UTC). ``kind`` is ``request`` (name: method and route),
-    ``task`` (the Celery task's name) or ``llm`` (the model). The writer adds
+    minute's row, 60 for an hour's and 1440 for a (UTC) day's (``minute`` is
+    then its first minute), so long windows read few rows. ``minute`` counts
+    minutes since the Unix epoch (UTC). ``kind`` is ``request`` (name: method
+    and route), ``task`` (the Celery task's name) or ``llm`` (the model); the
+    name ``""`` adds up every name of the kind (for the charts). The writer adds
     each batch's counts in the batch's transaction, so the rows are exact
     across processes, like the trace summaries.
     """

@@ -2,8 +2,9 @@
 
 Everything comes from the rollup the writer keeps (:class:`~agentops_django.models.Rollup`,
 :class:`~agentops_django.models.RollupBucket`), never from the spans: a window's
-whole hours are read from the hourly rows and its ragged ends from the minute
-rows, so a week costs a few thousand rows whatever the traffic. Percentiles come
+whole days are read from the daily rows, the whole hours left from the hourly
+rows and its ragged ends from the minute rows, so the rows read grow with the
+keys, not with the traffic; the charts read the kind-wide rows only. Percentiles come
 from the log-scaled histogram (:mod:`agentops_django._histogram`), within
 :data:`~agentops_django._histogram.RELATIVE_ERROR` of the exact values.
 
@@ -32,6 +33,7 @@ from agentops_django.admin import _charts
 from agentops_django.admin._page import format_cost, format_duration
 from agentops_django.models import Rollup, RollupBucket
 from agentops_django.routers import database
+from agentops_django.writer._rollup import ALL
 
 #: The windows offered, in minutes.
 WINDOWS = {"1h": ("Last hour", 60), "24h": ("Last day", 1440), "7d": ("Last week", 10080)}
@@ -102,17 +104,22 @@ def window_from(params: Any, now: dt.datetime | None = None) -> Window:
     return Window(key, label, end - length, end)
 
 
-def rows_q(start: int, end: int) -> Q:
-    """The rollup rows that add up to ``[start, end)``: whole hours from hourly rows, the ends from minute rows."""
-    first_hour = -(-start // 60) * 60
-    last_hour = end // 60 * 60
-    if last_hour - first_hour < 60:
+def rows_q(start: int, end: int, periods: tuple[int, ...] = (1440, 60, 1)) -> Q:
+    """The rollup rows that add up to ``[start, end)``: whole days from daily rows, whole hours from hourly rows,
+    the ragged ends from minute rows (``periods``: the largest first, ending with 1)."""
+    period, *smaller = periods
+    if not smaller:
         return Q(period=1, minute__gte=start, minute__lt=end)
-    return (
-        Q(period=60, minute__gte=first_hour, minute__lt=last_hour)
-        | Q(period=1, minute__gte=start, minute__lt=first_hour)
-        | Q(period=1, minute__gte=last_hour, minute__lt=end)
-    )
+    first = -(-start // period) * period
+    last = end // period * period
+    if last - first < period:
+        return rows_q(start, end, tuple(smaller))
+    where = Q(period=period, minute__gte=first, minute__lt=last)
+    if start < first:
+        where |= rows_q(start, first, tuple(smaller))
+    if last < end:
+        where |= rows_q(last, end, tuple(smaller))
+    return where
 
 
 # --- the tables --------------------------------------------------------------------------------
@@ -146,7 +153,7 @@ class KeyStats:
 def key_stats(window: Window, using: str | None = None) -> dict[tuple[str, str], KeyStats]:
     """Sums and histograms per ``(kind, name)`` over ``window``: two grouped queries on the rollup."""
     db = using or database()
-    where = rows_q(window.start, window.end)
+    where = rows_q(window.start, window.end) & ~Q(name=ALL)
     result: dict[tuple[str, str], KeyStats] = {}
     sums = Rollup.objects.using(db).filter(where).values("kind", "name").annotate(**{f"s_{c}": Sum(c) for c in _SUMS})
     for row in sums.order_by():
@@ -284,10 +291,8 @@ def charts(window: Window, using: str | None = None) -> list[Any]:
     """Requests and tasks per minute, their p95, errors and cost over ``window``, as SVG."""
     db = using or database()
     step = slot_minutes(window.length)
-    if step < 60:
-        where = Q(period=1, minute__gte=window.start, minute__lt=window.end)
-    else:
-        where = rows_q(window.start, window.end)
+    # The kind-wide rows only; periods that fit whole in a slot.
+    where = rows_q(window.start, window.end, (60, 1) if step % 60 == 0 else (1,)) & Q(name=ALL)
     slot = Cast(Cast("minute", IntegerField()) / step, IntegerField())
     first = window.start // step
     slots = (window.end - 1) // step - first + 1

@@ -4,12 +4,13 @@ A batch's new spans of kind ``request``, ``celery.task`` and ``llm`` are
 first added up in Python per ``(period, minute, kind, name)`` (a few rows per
 batch), then upserted with ``INSERT ... ON CONFLICT DO UPDATE`` that adds to
 what other batches and processes stored: the same additive rule as the trace
-summaries, so the rollup is exact however the spans were split. Each span
-counts in its start minute (``period`` 1) and its start hour (``period`` 60).
+summaries, so the rollup is exact however the spans were split.
 
 Only spans the batch really inserted are counted (a redelivered span is not
 counted twice). The tokens and cost of an LLM span are :mod:`agentops_django._usage`'s,
-the same numbers the trace totals add.
+the same numbers the trace totals add. Each span counts in its start minute,
+hour and day (``period`` 1, 60, 1440), under its key and under its kind's
+all-keys row (name ``""``).
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ ROLLUP_COLUMNS = (
 BUCKET_COLUMNS = (*KEY_COLUMNS, "series", "bucket", "count")
 #: Rollup kind of each span kind counted.
 KINDS = {semconv.SpanKind.REQUEST: "request", semconv.SpanKind.CELERY_TASK: "task", semconv.SpanKind.LLM: "llm"}
-#: The two periods, in minutes.
-PERIODS = (1, 60)
+#: The periods kept, in minutes: a minute, an hour, a day (UTC).
+PERIODS = (1, 60, 1440)
+#: The name of the rows that add up every key of a kind (the charts read these).
+ALL = ""
 _NS_PER_MINUTE = 60_000_000_000
 
 
@@ -62,53 +65,69 @@ def rollup_name(kind: str, row_name: str, attributes: Any) -> str:
 def aggregate(rows: Sequence[SpanRow]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """The rollup rows and histogram bucket rows of a batch, sorted by key (so writers lock in one order).
 
+    One pass over the spans adds them up per minute and key; the hours, days
+    and the kind-wide rows (name ``""``, :data:`ALL`) are then added up from
+    those few minute entries, so their cost does not grow with the spans.
+
     Args:
         rows: The spans the batch really inserted.
 
     Returns:
         ``(rollups, buckets)`` in :data:`ROLLUP_COLUMNS` and :data:`BUCKET_COLUMNS` order.
     """
-    sums: dict[tuple[int, int, str, str], list[Any]] = {}
-    buckets: dict[tuple[int, int, str, str, str, int], int] = {}
+    minutes: dict[tuple[int, str, str], list[Any]] = {}
+    minute_buckets: dict[tuple[int, str, str, str, int], int] = {}
     for row in rows:
         kind = KINDS.get(row.kind)  # type: ignore[call-overload]
         if kind is None:
             continue
         attributes = _attributes(row.span)
-        name = rollup_name(kind, row.name, attributes)
-        minute = row.start_ns // _NS_PER_MINUTE
+        key = (row.start_ns // _NS_PER_MINUTE, kind, rollup_name(kind, row.name, attributes))
         duration = (row.end_ns - row.start_ns) / 1e6
-        queries = repeated = 0
-        query_time = 0.0
-        wait = None
-        if kind != "llm":
-            queries = int(number(attributes.get(semconv.AGENTOPS_DB_QUERY_COUNT)) or 0)
-            query_time = number(attributes.get(semconv.AGENTOPS_DB_QUERY_TIME_MS)) or 0.0
-            repeated = 1 if (number(attributes.get(semconv.AGENTOPS_DB_REPEATED_QUERIES)) or 0) > 0 else 0
-            if kind == "task":
-                wait = number(attributes.get(semconv.CELERY_QUEUE_WAIT_MS))
-        d_bucket = _histogram.bucket(duration)
-        q_bucket = _histogram.bucket(wait) if wait is not None else None
-        for period in PERIODS:
-            key = (period, minute - minute % period, kind, name)
-            entry = sums.get(key)
-            if entry is None:
-                entry = sums[key] = [0, 0, 0.0, 0, 0, 0.0, 0, 0, 0.0, 0]
-            entry[0] += 1
-            entry[1] += 1 if row.error else 0
-            entry[2] += duration
+        entry = minutes.get(key)
+        if entry is None:
+            entry = minutes[key] = [0, 0, 0.0, 0, 0, 0.0, 0, 0, 0.0, 0]
+        entry[0] += 1
+        if row.error:
+            entry[1] += 1
+        entry[2] += duration
+        if kind == "llm":
             entry[3] += row.input_tokens
             entry[4] += row.output_tokens
             entry[5] += float(row.cost)
             entry[6] += row.unpriced
-            entry[7] += queries
-            entry[8] += query_time
-            entry[9] += repeated
-            bucket_key = (*key, "d", d_bucket)
-            buckets[bucket_key] = buckets.get(bucket_key, 0) + 1
-            if q_bucket is not None:
-                bucket_key = (*key, "q", q_bucket)
-                buckets[bucket_key] = buckets.get(bucket_key, 0) + 1
+        else:
+            queries = number(attributes.get(semconv.AGENTOPS_DB_QUERY_COUNT))
+            if queries:
+                entry[7] += int(queries)
+                entry[8] += number(attributes.get(semconv.AGENTOPS_DB_QUERY_TIME_MS)) or 0.0
+            if (number(attributes.get(semconv.AGENTOPS_DB_REPEATED_QUERIES)) or 0) > 0:
+                entry[9] += 1
+            if kind == "task":
+                wait = number(attributes.get(semconv.CELERY_QUEUE_WAIT_MS))
+                if wait is not None:
+                    bucket_key = (*key, "q", _histogram.bucket(wait))
+                    minute_buckets[bucket_key] = minute_buckets.get(bucket_key, 0) + 1
+        bucket_key = (*key, "d", _histogram.bucket(duration))
+        minute_buckets[bucket_key] = minute_buckets.get(bucket_key, 0) + 1
+
+    sums: dict[tuple[int, int, str, str], list[Any]] = {}
+    for (minute, kind, name), entry in minutes.items():
+        for period in PERIODS:
+            for key_name in (name, ALL):
+                key = (period, minute - minute % period, kind, key_name)
+                total = sums.get(key)
+                if total is None:
+                    sums[key] = list(entry)
+                else:
+                    for i, value in enumerate(entry):
+                        total[i] += value
+    buckets: dict[tuple[int, int, str, str, str, int], int] = {}
+    for (minute, kind, name, series, index), count in minute_buckets.items():
+        for period in PERIODS:
+            for key_name in (name, ALL):
+                bucket_key = (period, minute - minute % period, kind, key_name, series, index)
+                buckets[bucket_key] = buckets.get(bucket_key, 0) + count
     return (
         [(*key, *sums[key]) for key in sorted(sums)],
         [(*key, buckets[key]) for key in sorted(buckets)],

@@ -7,6 +7,7 @@ within the stated bound of the exact ones; a redelivered span counts once.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import random
 from collections import defaultdict
@@ -110,8 +111,8 @@ def expected_from_spans() -> dict[tuple[int, int, str, str], dict[str, Any]]:
         a = span.attributes
         name = {"request": span.name, "task": a.get("celery.task.name"), "llm": a.get("gen_ai.request.model")}[kind]
         minute = int(span.started_at.timestamp() // 60)
-        for period in (1, 60):
-            entry = result[(period, minute - minute % period, kind, name)]
+        for period, key_name in itertools.product((1, 60, 1440), (name, "")):  # "": every name of the kind
+            entry = result[(period, minute - minute % period, kind, key_name)]
             entry["count"] += 1
             entry["errors"] += span.status == "ERROR"
             entry["input_tokens"] += a.get("gen_ai.usage.input_tokens", 0) if kind == "llm" else 0
@@ -164,9 +165,11 @@ def test_the_rollup_equals_what_the_stored_spans_add_up_to_whatever_the_batching
         spans = spans[size:]
     write_batch("default", redelivered)  # stored once, so counted once
     assert_rollup_matches_spans()
-    # Every span is in its minute and in its hour: the two periods add up to the same totals.
-    by_period = {p: Rollup.objects.filter(period=p).aggregate(n=Sum("count"))["n"] for p in (1, 60)}
-    assert by_period[1] == by_period[60] == Span.objects.filter(kind__in=["request", "celery.task", "llm"]).count()
+    # Every span is in its minute, hour and day: each period adds up to the same totals.
+    counted = Span.objects.filter(kind__in=["request", "celery.task", "llm"]).count()
+    for period in (1, 60, 1440):
+        assert Rollup.objects.filter(period=period).exclude(name="").aggregate(n=Sum("count"))["n"] == counted
+        assert Rollup.objects.filter(period=period, name="").aggregate(n=Sum("count"))["n"] == counted
 
 
 @pytest.mark.slow
@@ -204,7 +207,7 @@ def test_keys_are_the_route_the_task_name_and_the_model() -> None:
             make_span(trace_id, 5, 2, name="search", kind="tool"),
         ],
     )  # fmt: skip
-    keys = set(Rollup.objects.filter(period=1).values_list("kind", "name", "count"))
+    keys = set(Rollup.objects.filter(period=1).exclude(name="").values_list("kind", "name", "count"))
     # Requests no route matched share one key per method, so probing bots cannot flood the rollup.
     assert keys == {
         ("request", "GET (no route)", 2),
@@ -214,13 +217,14 @@ def test_keys_are_the_route_the_task_name_and_the_model() -> None:
     }
 
 
-def test_a_span_counts_in_its_start_minute_and_start_hour() -> None:
+def test_a_span_counts_in_its_start_minute_hour_and_day() -> None:
     write_batch("default", [make_span(new_trace_id(), 1, name="GET /a/", kind="request", start=59_000, end=61_000,
                                       attributes={"http.route": "/a/"})])  # fmt: skip
     minute = (T0 // 1_000_000 + 59_000) // 60_000
-    assert list(Rollup.objects.values_list("period", "minute").order_by("period")) == [
+    assert list(Rollup.objects.filter(name="GET /a/").values_list("period", "minute").order_by("period")) == [
         (1, minute),
         (60, minute - minute % 60),
+        (1440, minute - minute % 1440),
     ]
 
 
@@ -254,12 +258,13 @@ def test_prune_deletes_rollup_rows_past_their_own_retention_and_keeps_the_rest(s
         start = -days_ago * 86_400_000
         write_batch("default", [make_span(new_trace_id(), 1, name="GET /a/", kind="request", start=start,
                                           end=start + 5, attributes={"http.route": "/a/"})])  # fmt: skip
-    assert Rollup.objects.count() == 6 and RollupBucket.objects.count() == 6  # a minute and an hour each
+    # A minute, an hour and a day each, for the route and for all requests.
+    assert Rollup.objects.count() == RollupBucket.objects.count() == 18
     dry = prune.prune(days=None, keep=None, dry_run=True, now=now)
-    assert dry.rollup_rows == 4 and Rollup.objects.count() == 6  # ROLLUP_RETENTION_DAYS: 90 by default
-    assert prune.prune(days=None, keep=None, now=now, rollup_days=30).rollup_rows == 4
-    assert Rollup.objects.count() == RollupBucket.objects.count() == 2
-    assert set(Rollup.objects.values_list("name", flat=True)) == {"GET /a/"}
+    assert dry.rollup_rows == 12 and Rollup.objects.count() == 18  # ROLLUP_RETENTION_DAYS: 90 by default
+    assert prune.prune(days=None, keep=None, now=now, rollup_days=30).rollup_rows == 12
+    assert Rollup.objects.count() == RollupBucket.objects.count() == 6
+    assert set(Rollup.objects.values_list("name", flat=True)) == {"GET /a/", ""}
     settings.AGENTOPS = {"ROLLUP_RETENTION_DAYS": 5}
     call_command("agentops_prune", "--days", "10000")  # the rollup's own setting applies, not --days
     assert Rollup.objects.count() == 0 and RollupBucket.objects.count() == 0

@@ -115,10 +115,10 @@ def aggregate(rows: Sequence[SpanRow]) -> tuple[list[tuple[Any, ...]], list[tupl
     for (minute, kind, name), entry in minutes.items():
         for period in PERIODS:
             for key_name in (name, ALL):
-                key = (period, minute - minute % period, kind, key_name)
-                total = sums.get(key)
+                rollup_key = (period, minute - minute % period, kind, key_name)
+                total = sums.get(rollup_key)
                 if total is None:
-                    sums[key] = list(entry)
+                    sums[rollup_key] = list(entry)
                 else:
                     for i, value in enumerate(entry):
                         total[i] += value
@@ -126,8 +126,8 @@ def aggregate(rows: Sequence[SpanRow]) -> tuple[list[tuple[Any, ...]], list[tupl
     for (minute, kind, name, series, index), count in minute_buckets.items():
         for period in PERIODS:
             for key_name in (name, ALL):
-                bucket_key = (period, minute - minute % period, kind, key_name, series, index)
-                buckets[bucket_key] = buckets.get(bucket_key, 0) + count
+                row_key = (period, minute - minute % period, kind, key_name, series, index)
+                buckets[row_key] = buckets.get(row_key, 0) + count
     return (
         [(*key, *sums[key]) for key in sorted(sums)],
         [(*key, buckets[key]) for key in sorted(buckets)],

@@ -190,11 +190,14 @@ def _change(now: float | None, before: float | None, *, points: bool = False) ->
     return {"text": f"{delta:+.0f}%", "css": "up" if delta > 0 else "down"}
 
 
-def _iso(minute: int) -> str:
+def db_time(minute: int) -> dt.datetime:
+    """A minute as the database's datetime columns take it (naive wall-clock time under ``USE_TZ = False``)."""
     value = to_datetime(minute)
-    if not settings.USE_TZ:
-        value = timezone.make_naive(value)
-    return value.isoformat()
+    return value if settings.USE_TZ else timezone.make_naive(value)
+
+
+def _iso(minute: int) -> str:
+    return db_time(minute).isoformat()
 
 
 def list_url(kind: str, name: str, window: Window) -> str:
@@ -438,7 +441,7 @@ def top_view(model_admin: Any, request: Any) -> Any:
     order = "-cost" if by == "cost" else "-duration_ms"
     found = (
         Trace.objects.using(database())
-        .filter(name=name, kind=kind, started_at__gte=to_datetime(start), started_at__lt=to_datetime(end))
+        .filter(name=name, kind=kind, started_at__gte=db_time(start), started_at__lt=db_time(end))
         .exclude(**{order[1:] + "__isnull": True})
         .order_by(order, "-started_at")
         .values_list("pk", flat=True)

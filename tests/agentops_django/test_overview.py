@@ -152,3 +152,13 @@ def test_a_bad_custom_window_falls_back_to_the_last_day_and_the_page_needs_view_
 def test_the_trace_list_links_to_the_overview_and_offers_the_live_toggle(staff) -> None:
     html = staff.get(reverse("admin:agentops_django_trace_changelist")).content.decode()
     assert URL in html and 'id="ao-live"' in html
+
+
+def test_under_use_tz_false_the_links_use_wall_clock_times(staff, settings) -> None:
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Europe/Paris"
+    store(request("GET /a/", 2, 10.0) + request("GET /a/", 3, 700.0))
+    row = rows_by_name(staff.get(URL, {"window": "1h"}), "request")["GET /a/"]
+    assert staff.get(row["list_url"]).context["cl"].result_count == 2
+    slowest = staff.get(row["slowest_url"])
+    assert Trace.objects.get(pk=slowest.url.rstrip("/").split("/")[-2]).duration_ms == pytest.approx(700.0)

@@ -43,7 +43,7 @@ from django.utils.safestring import mark_safe
 from agentops_django import prune
 from agentops_django._usage import TOTALS_RULE
 from agentops_django.admin import _otlp as otlp_json
-from agentops_django.admin import _overview
+from agentops_django.admin import _overview_page
 from agentops_django.admin._page import (
     DASH,
     HEX32,
@@ -330,10 +330,10 @@ class TraceAdmin(admin.ModelAdmin):
         ]
 
     def overview_view(self, request):
-        return _overview.overview_view(self, request)
+        return _overview_page.overview_view(self, request)
 
     def overview_top_view(self, request):
-        return _overview.top_view(self, request)
+        return _overview_page.top_view(self, request)
 
     def _trace_or_404(self, request, object_id) -> Trace:
         trace = self.get_object(request, object_id)

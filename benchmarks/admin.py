@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterator
 
 DB_NAME = "agentops_bench_admin"
+#: Days the loaded traces spread over, newest now (``--days``).
+SPREAD_DAYS = [30.0]
 SPANS_PER_TRACE = 10
 NAMES = [f"GET /api/items/{i}/" for i in range(20)] + [f"shop.tasks.job_{i}" for i in range(20)]
 NAMES += [f"POST /api/chat/{i}/" for i in range(10)]
@@ -108,7 +110,7 @@ def _ts(value: dt.datetime) -> str:
 
 def trace_lines(count: int, now: dt.datetime, rng: random.Random) -> Iterator[tuple[str, list[str]]]:
     """Text-format COPY lines: each trace's row and its ten span rows, newest first."""
-    step = dt.timedelta(days=30) / max(count, 1)
+    step = dt.timedelta(days=SPREAD_DAYS[0]) / max(count, 1)
     for i in range(count):
         started = now - step * i - dt.timedelta(seconds=1)
         trace_id = f"{rng.getrandbits(128):032x}"
@@ -283,7 +285,7 @@ def rollup_spans(count: int, now: dt.datetime, rng: random.Random) -> Iterator[l
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
-    step = dt.timedelta(days=30) / max(count, 1)
+    step = dt.timedelta(days=SPREAD_DAYS[0]) / max(count, 1)
     ok, failed = Status(StatusCode.OK), Status(StatusCode.ERROR)
     for i in range(count):
         start = int((now - step * i - dt.timedelta(seconds=1)).timestamp() * 1e9)
@@ -405,9 +407,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("AGENTOPS_BENCH_PG_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("AGENTOPS_BENCH_PG_PORT", "5432")))
     parser.add_argument("--database", default=DB_NAME)
+    parser.add_argument(
+        "--days", type=float, default=30.0, help="days the traces spread over (default 30; the traffic's density)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="measure a database kept by an earlier --keep run")
     args = parser.parse_args(argv)
+    SPREAD_DAYS[0] = args.days
 
     if not args.reuse:
         recreate_database(args.host, args.port, args.database)

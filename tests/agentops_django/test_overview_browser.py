@@ -109,7 +109,7 @@ def test_the_overview_reads_at_1440_and_800_pixels_and_refreshes_itself_when_ask
 # --- real traffic: middleware, a Celery worker, the OpenAI client against the stand-in ----------
 
 
-def boom(request):
+def boom(request, n):
     raise ValueError("the demo view fails on purpose")
 
 

@@ -15,13 +15,18 @@ all-keys row (name ``""``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
+
+from django.db import DatabaseError
 
 from agentops import semconv
 from agentops_django import _histogram
 from agentops_django._usage import number
 from agentops_django.writer._rows import SpanRow, _attributes
+
+logger = logging.getLogger(__name__)
 
 ROLLUP_TABLE = "agentops_django_rollup"
 BUCKET_TABLE = "agentops_django_rollupbucket"
@@ -169,8 +174,12 @@ def column_types(connection: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 _types: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
 
-def write(cursor: Any, connection: Any, rows: Sequence[SpanRow], *, postgres: bool, chunk: int) -> None:
+def write(cursor: Any, connection: Any, rows: Sequence[SpanRow], *, postgres: bool, chunk: int) -> bool:
     """Add the rollup of ``rows`` to the stored one, inside the caller's transaction.
+
+    The upserts run under a savepoint: if they fail (the rollup's migration
+    not applied yet, say), they are rolled back alone and logged, and the
+    batch's spans and summaries are stored all the same.
 
     Args:
         cursor: The batch's cursor.
@@ -178,23 +187,47 @@ def write(cursor: Any, connection: Any, rows: Sequence[SpanRow], *, postgres: bo
         rows: The spans the batch really inserted.
         postgres: PostgreSQL (one array per column) or SQLite (rows of ``VALUES``).
         chunk: SQLite: rows per statement.
+
+    Returns:
+        False if the rollup could not be stored (the rest of the batch is unaffected).
     """
     rollups, buckets = aggregate(rows)
     if not rollups:
-        return
+        return True
     types = column_types(connection) if postgres else (None, None)
     tables = (
         (ROLLUP_TABLE, ROLLUP_COLUMNS, KEY_COLUMNS, rollups, types[0]),
         (BUCKET_TABLE, BUCKET_COLUMNS, BUCKET_COLUMNS[:-1], buckets, types[1]),
     )
-    for table, columns, key, values, kinds in tables:
-        if kinds is not None:
-            arrays = [list(column) for column in zip(*values, strict=True)]
-            cursor.execute(upsert_sql(table, columns, key, 0, kinds), arrays)
-            continue
-        for start in range(0, len(values), chunk):
-            part = values[start : start + chunk]
-            params: list[Any] = []
-            for value in part:
-                params.extend(value)
-            cursor.execute(upsert_sql(table, columns, key, len(part), None), params)
+    cursor.execute("SAVEPOINT agentops_rollup")
+    try:
+        for table, columns, key, values, kinds in tables:
+            if kinds is not None:
+                arrays = [list(column) for column in zip(*values, strict=True)]
+                cursor.execute(upsert_sql(table, columns, key, 0, kinds), arrays)
+                continue
+            for start in range(0, len(values), chunk):
+                part = values[start : start + chunk]
+                params: list[Any] = []
+                for value in part:
+                    params.extend(value)
+                cursor.execute(upsert_sql(table, columns, key, len(part), None), params)
+    except DatabaseError as exc:
+        cursor.execute("ROLLBACK TO SAVEPOINT agentops_rollup")
+        cursor.execute("RELEASE SAVEPOINT agentops_rollup")
+        global _failures
+        _failures += 1
+        if _failures == 1 or _failures % 1000 == 0:  # once, then now and then: not a line per batch
+            logger.warning(
+                "agentops_django: the overview's rollup was not stored for %d batches (spans are); "
+                "did 'manage.py migrate' run? %s",
+                _failures,
+                exc,
+            )
+        return False
+    cursor.execute("RELEASE SAVEPOINT agentops_rollup")
+    return True
+
+
+#: Batches whose rollup could not be stored, in this process.
+_failures = 0

@@ -14,8 +14,9 @@
    ``trace_id`` order so that two processes never wait on each other's rows in
    opposite orders.
 
-3. The overview's rollup (:mod:`agentops_django.writer._rollup`): per minute
-   and hour and per route, task or model, added up the same way.
+3. The overview's rollup (:mod:`agentops_django.writer._rollup`): per minute,
+   hour and day and per route, task or model, added up the same way (under a
+   savepoint: if it fails, the spans and summaries are stored without it).
 
 SQLite takes its write lock at ``BEGIN IMMEDIATE`` with a long busy timeout,
 so writers of several processes queue up instead of failing with "database is
@@ -124,6 +125,7 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan], *, own_transaction: b
                     chunk = summaries[start : start + CHUNK]
                     cursor.execute(upsert_traces_sql(len(chunk), postgres=False), flatten(chunk))
             # The overview's rollup, in the same transaction: exact across processes.
+            # (Its own failure, under a savepoint, costs only the rollup of this batch.)
             _rollup.write(cursor, connection, inserted, postgres=postgres, chunk=CHUNK)
             if own_transaction:
                 cursor.execute("COMMIT")

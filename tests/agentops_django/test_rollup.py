@@ -268,3 +268,25 @@ def test_prune_deletes_rollup_rows_past_their_own_retention_and_keeps_the_rest(s
     settings.AGENTOPS = {"ROLLUP_RETENTION_DAYS": 5}
     call_command("agentops_prune", "--days", "10000")  # the rollup's own setting applies, not --days
     assert Rollup.objects.count() == 0 and RollupBucket.objects.count() == 0
+
+
+def test_without_the_rollup_tables_spans_and_summaries_are_still_stored_and_the_failure_is_logged(caplog) -> None:
+    """A deploy that runs before ``migrate``: the overview misses those batches, the traces do not."""
+    from django.db import connection
+
+    from agentops_django.writer import _rollup
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE agentops_django_rollupbucket RENAME TO agentops_django_rollupbucket_away")
+    try:
+        trace_id = new_trace_id()
+        before = _rollup._failures
+        assert write_batch("default", [make_span(trace_id, 1, name="GET /a/", kind="request")]) == 1
+        assert _rollup._failures == before + 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE agentops_django_rollupbucket_away RENAME TO agentops_django_rollupbucket")
+    assert Span.objects.filter(trace_id=format(trace_id, "032x")).count() == 1
+    assert Rollup.objects.count() == 0  # rolled back together with its buckets
+    if before == 0:
+        assert "did 'manage.py migrate' run?" in caplog.text

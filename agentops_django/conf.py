@@ -183,6 +183,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("REPEATED_QUERY_THRESHOLD", 5, "int", "runs of one normalised statement that make an N+1 suspect", low=2),
     Option("QUERY_SPANS", False, "bool", "also a span per SQL query (no parameter values)"),
     Option("MAX_QUERY_SPANS", 100, "int", "query spans per request or task at most", low=1),
+    Option(
+        "ROLLUP_RETENTION_DAYS",
+        90,
+        "optional_int",
+        "agentops_prune: delete older overview rollups (None or 0: never)",
+        low=0,
+    ),
 )
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
 DEFAULTS: dict[str, Any] = {option.key: option.default for option in OPTIONS}
@@ -241,6 +248,8 @@ class AgentOpsSettings:
     query_spans: bool
     max_query_spans: int
     excluded: re.Pattern[str] | None
+    #: ``ROLLUP_RETENTION_DAYS``: days the overview's rollup is kept (None: for ever).
+    rollup_retention_days: int | None = None
 
     @property
     def writes_to_database(self) -> bool:
@@ -359,6 +368,7 @@ def get_config() -> AgentOpsSettings:
         batch_interval=float(v["BATCH_INTERVAL"]),
         retention_days=v["RETENTION_DAYS"],
         retention_max_traces=v["RETENTION_MAX_TRACES"],
+        rollup_retention_days=v["ROLLUP_RETENTION_DAYS"] or None,
         unfinished_after=v["UNFINISHED_AFTER"],
         record_queries=v["RECORD_QUERIES"],
         repeated_query_threshold=v["REPEATED_QUERY_THRESHOLD"],

@@ -148,8 +148,6 @@ def on_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> Non
         traced.exception = sys.exc_info()[1]
 
 
-
-
 def _internal_error(where: str, exc: Exception) -> None:
     """Hand an error of ours to the guard (log, count, test hook) after the fact.
 

@@ -137,3 +137,67 @@ class WriterStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host}:{self.pid}"
+
+
+class Rollup(models.Model):
+    """Per minute (and per hour) and per key: what the overview page adds up, kept by the writer.
+
+    One row per ``(period, minute, kind, name)``: ``period`` is 1 for a
+    minute's row, 60 for an hour's and 1440 for a (UTC) day's (``minute`` is
+    then its first minute), so long windows read few rows. ``minute`` counts
+    minutes since the Unix epoch (UTC). ``kind`` is ``request`` (name: method
+    and route), ``task`` (the Celery task's name) or ``llm`` (the model); the
+    name ``""`` adds up every name of the kind (for the charts). The writer adds
+    each batch's counts in the batch's transaction, so the rows are exact
+    across processes, like the trace summaries.
+    """
+
+    period = models.PositiveSmallIntegerField()
+    minute = models.IntegerField()
+    kind = models.CharField(max_length=16)
+    name = models.CharField(max_length=255)
+    count = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    duration_ms = models.FloatField(default=0.0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.FloatField(default=0.0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    #: Database queries of the requests/tasks, their time, and how many ran a statement repeatedly (N+1).
+    db_queries = models.BigIntegerField(default=0)
+    db_time_ms = models.FloatField(default=0.0)
+    repeated_queries = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["period", "minute", "kind", "name"], name="agentops_rollup_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} @{self.minute}/{self.period}"
+
+
+class RollupBucket(models.Model):
+    """One non-empty bucket of a :class:`Rollup` key's duration (``d``) or queue-wait (``q``) histogram.
+
+    Buckets are :mod:`agentops_django._histogram`'s, the same for every
+    process, so counts add up exactly.
+    """
+
+    period = models.PositiveSmallIntegerField()
+    minute = models.IntegerField()
+    kind = models.CharField(max_length=16)
+    name = models.CharField(max_length=255)
+    series = models.CharField(max_length=1)
+    bucket = models.SmallIntegerField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "minute", "kind", "name", "series", "bucket"], name="agentops_rollupbucket_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} @{self.minute}/{self.period} {self.series}{self.bucket}"

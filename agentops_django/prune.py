@@ -24,6 +24,12 @@ never less than a day): every process that ever wrote a span has a row, and
 recycled workers and cron commands would otherwise add rows forever. A
 process still running but idle that long loses its row until its counters
 change again, when the writer stores them anew.
+
+A prune also deletes the overview's rollup (:class:`~agentops_django.models.Rollup`
+and its histogram buckets) older than ``ROLLUP_RETENTION_DAYS`` (90 by
+default): it is small (a row per minute and per hour for each route, task and
+model), so the overview can look further back than the traces are kept.
+Rollup rows are deleted a day of minutes at a time, each in its own statement.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from agentops_django.conf import DEFAULTS
-from agentops_django.models import Span, Trace, WriterStats
+from agentops_django.models import Rollup, RollupBucket, Span, Trace, WriterStats
 from agentops_django.routers import database
 
 logger = logging.getLogger(__name__)
@@ -57,9 +63,17 @@ class PruneResult:
     dry_run: bool = False
     #: Rows of :class:`~agentops_django.models.WriterStats` of processes silent for too long.
     writer_stats: int = 0
+    #: Rows of the overview's rollup (with their histogram buckets) past ``ROLLUP_RETENTION_DAYS``.
+    rollup_rows: int = 0
 
     def as_dict(self) -> dict[str, int | bool]:
-        return {"traces": self.traces, "spans": self.spans, "writer_stats": self.writer_stats, "dry_run": self.dry_run}
+        return {
+            "traces": self.traces,
+            "spans": self.spans,
+            "writer_stats": self.writer_stats,
+            "rollup_rows": self.rollup_rows,
+            "dry_run": self.dry_run,
+        }
 
 
 def retention_defaults() -> tuple[int | None, int | None]:
@@ -139,6 +153,44 @@ def prune_writer_stats(
     return stale.delete()[0]
 
 
+def prune_rollup(
+    days: int | None, *, dry_run: bool = False, now: dt.datetime | None = None, using: str | None = None
+) -> int:
+    """Delete the overview's rollup rows (and histogram buckets) of minutes older than ``days`` days.
+
+    Args:
+        days: Rows of minutes before this many days ago go; ``None`` keeps them all.
+        dry_run: Count them, delete nothing.
+        now: The current time (tests).
+        using: The database alias; default ``AGENTOPS["DATABASE_ALIAS"]``.
+
+    Returns:
+        How many rollup rows (not counting their buckets) were deleted (or would be).
+    """
+    if days is None:
+        return 0
+    db = using or database()
+    cutoff = int((now or timezone.now()).timestamp() // 60) - days * 1440
+    old = Rollup.objects.using(db).filter(minute__lt=cutoff)
+    if dry_run:
+        return old.count()
+    first = old.order_by("minute").values_list("minute", flat=True).first()
+    deleted = 0
+    # A day of minutes per statement: short transactions beside a writer that keeps adding.
+    for start in range(cutoff if first is None else first, cutoff, 1440):
+        end = min(start + 1440, cutoff)
+        RollupBucket.objects.using(db).filter(minute__gte=start, minute__lt=end).delete()
+        deleted += Rollup.objects.using(db).filter(minute__gte=start, minute__lt=end).delete()[0]
+    return deleted
+
+
+def rollup_retention_days() -> int | None:
+    """``AGENTOPS["ROLLUP_RETENTION_DAYS"]`` (None: keep the rollup for ever)."""
+    from agentops_django.conf import get_config
+
+    return get_config().rollup_retention_days
+
+
 def prune(
     *,
     days: int | None = None,
@@ -149,6 +201,7 @@ def prune(
     progress: Callable[[PruneResult], None] | None = None,
     using: str | None = None,
     stats_days: int | None = None,
+    rollup_days: int | bool | None = True,
 ) -> PruneResult:
     """Delete traces older than ``days`` and/or beyond the ``keep`` newest, with their spans.
 
@@ -165,6 +218,8 @@ def prune(
         using: The database alias; default ``AGENTOPS["DATABASE_ALIAS"]``.
         stats_days: Writer counters not updated for this many days go;
             default :func:`writer_stats_days` of ``days``.
+        rollup_days: Overview rollup rows older than this many days go;
+            True (default): ``ROLLUP_RETENTION_DAYS``; None: none.
 
     Returns:
         The totals deleted (or that would be, in a dry run).
@@ -176,6 +231,9 @@ def prune(
         raise ValueError("days and keep must be >= 0 and batch_size >= 1")
     db = using or database()
     result = PruneResult(dry_run=dry_run)
+    if rollup_days is True:
+        rollup_days = rollup_retention_days()
+    result.rollup_rows = prune_rollup(rollup_days or None, dry_run=dry_run, now=now, using=db)
     result.writer_stats = prune_writer_stats(
         stats_days if stats_days is not None else writer_stats_days(days), dry_run=dry_run, now=now, using=db
     )

@@ -2,7 +2,9 @@
 
 Creates a PostgreSQL database (``agentops_bench_admin`` on 127.0.0.1:5432 by
 default), migrates it, loads ``--traces`` traces of ten spans each with COPY,
-plus one trace of ``--big-trace`` spans, runs ANALYZE, then requests admin
+plus one trace of ``--big-trace`` spans, and the overview's rollup of those
+traces (made by the writer's own aggregation and upsert, one transaction per
+chunk, as the writer does per batch), runs ANALYZE, then requests admin
 pages through Django's test client as a logged-in superuser and prints the
 median time of ``--repeat`` requests per page. The database is dropped at the
 end unless ``--keep`` is given.
@@ -24,6 +26,8 @@ import time
 from collections.abc import Iterator
 
 DB_NAME = "agentops_bench_admin"
+#: Days the loaded traces spread over, newest now (``--days``).
+SPREAD_DAYS = [30.0]
 SPANS_PER_TRACE = 10
 NAMES = [f"GET /api/items/{i}/" for i in range(20)] + [f"shop.tasks.job_{i}" for i in range(20)]
 NAMES += [f"POST /api/chat/{i}/" for i in range(10)]
@@ -106,7 +110,7 @@ def _ts(value: dt.datetime) -> str:
 
 def trace_lines(count: int, now: dt.datetime, rng: random.Random) -> Iterator[tuple[str, list[str]]]:
     """Text-format COPY lines: each trace's row and its ten span rows, newest first."""
-    step = dt.timedelta(days=30) / max(count, 1)
+    step = dt.timedelta(days=SPREAD_DAYS[0]) / max(count, 1)
     for i in range(count):
         started = now - step * i - dt.timedelta(seconds=1)
         trace_id = f"{rng.getrandbits(128):032x}"
@@ -271,6 +275,71 @@ def load(count: int, big: int, host: str, port: int, name: str) -> str:
     return big_id
 
 
+ROUTES = [f"GET /api/items/{i}/" for i in range(20)] + [f"POST /api/chat/{i}/" for i in range(10)]
+TASKS = [f"shop.tasks.job_{i}" for i in range(20)]
+MODELS = ["gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest"]
+
+
+def rollup_spans(count: int, now: dt.datetime, rng: random.Random) -> Iterator[list]:
+    """Per trace of the load: its request, its task and three LLM calls, as the SDK hands them to the writer."""
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
+
+    step = dt.timedelta(days=SPREAD_DAYS[0]) / max(count, 1)
+    ok, failed = Status(StatusCode.OK), Status(StatusCode.ERROR)
+    for i in range(count):
+        start = int((now - step * i - dt.timedelta(seconds=1)).timestamp() * 1e9)
+        trace_id = rng.getrandbits(128) | 1
+        spans = []
+        route = rng.choice(ROUTES)
+        for j, (kind, attributes) in enumerate(
+            [
+                ("request", {"http.route": route.split(" ")[1], "http.request.method": route.split(" ")[0],
+                             "agentops.db.query_count": rng.randrange(1, 60),
+                             "agentops.db.query_time_ms": rng.uniform(0.5, 40),
+                             "agentops.db.repeated_queries": rng.choice((0, 0, 0, 2))}),
+                ("celery.task", {"celery.task.name": rng.choice(TASKS), "celery.queue_wait_ms": rng.expovariate(0.05)}),
+                *[("llm", {"gen_ai.request.model": rng.choice(MODELS), "gen_ai.usage.input_tokens": 400,
+                           "gen_ai.usage.output_tokens": 90, "gen_ai.usage.total_cost": 0.0001})] * 3,
+            ]
+        ):  # fmt: skip
+            duration = int(rng.lognormvariate(3.5 + j, 1.0) * 1e6)
+            spans.append(
+                ReadableSpan(
+                    name=route if kind == "request" else kind,
+                    context=SpanContext(trace_id, j + 1, is_remote=False, trace_flags=TraceFlags(1)),
+                    attributes={"agentops.span.kind": kind, **attributes},
+                    status=failed if rng.random() < 0.04 else ok,
+                    start_time=start,
+                    end_time=start + duration,
+                )
+            )
+        yield spans
+
+
+def load_rollup(count: int) -> None:
+    """The overview's rollup of ``count`` traces, written by the writer's own code (per chunk: one transaction)."""
+    from django.db import connection, transaction
+
+    from agentops_django.writer import _rollup, _rows
+
+    rng = random.Random(7)
+    now = dt.datetime.now(dt.UTC)
+    spans = rollup_spans(count, now, rng)
+    done = 0
+    while done < count:
+        batch = [span for _ in range(min(1000, count - done)) for span in next(spans)]
+        done += len(batch) // 5
+        rows = _rows.convert(batch, False)
+        with transaction.atomic(), connection.cursor() as cursor:
+            _rollup.write(cursor, connection, rows, postgres=True, chunk=1000)
+        print(f"\r  rolled up {done:,} traces", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE agentops_django_rollup")
+        cursor.execute("ANALYZE agentops_django_rollupbucket")
+
+
 def measure(big_id: str, repeat: int, count: int) -> list[tuple[str, float, int]]:
     """Median milliseconds per admin page, over ``repeat`` requests after one warm-up."""
     from django.contrib.auth.models import User
@@ -286,6 +355,7 @@ def measure(big_id: str, repeat: int, count: int) -> list[tuple[str, float, int]
     some = list(Trace.objects.order_by("-started_at").values_list("trace_id", "pk")[:501])[-1]
     big_pk = Trace.objects.get(trace_id=big_id).pk
     page = max(1, min(50, count // 100))
+    month_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
     pages = [
         ("list, unfiltered", "/admin/agentops_django/trace/"),
         (f"list, page {page}", f"/admin/agentops_django/trace/?p={page}"),
@@ -300,6 +370,10 @@ def measure(big_id: str, repeat: int, count: int) -> list[tuple[str, float, int]
         ("trace page, big trace", f"/admin/agentops_django/trace/{big_pk}/change/"),
         ("trace page, big trace, rows 2001+", f"/admin/agentops_django/trace/{big_pk}/change/?offset=2000"),
         ("OTLP JSON, big trace", f"/admin/agentops_django/trace/{big_pk}/otlp.json"),
+        ("overview, last hour", "/admin/agentops_django/trace/overview/?window=1h"),
+        ("overview, last day", "/admin/agentops_django/trace/overview/?window=24h"),
+        ("overview, last week", "/admin/agentops_django/trace/overview/?window=7d"),
+        ("overview, last 30 days (custom)", f"/admin/agentops_django/trace/overview/?from={month_ago}"),
     ]
 
     def get(url: str):
@@ -333,9 +407,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("AGENTOPS_BENCH_PG_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("AGENTOPS_BENCH_PG_PORT", "5432")))
     parser.add_argument("--database", default=DB_NAME)
+    parser.add_argument(
+        "--days", type=float, default=30.0, help="days the traces spread over (default 30; the traffic's density)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="measure a database kept by an earlier --keep run")
     args = parser.parse_args(argv)
+    SPREAD_DAYS[0] = args.days
 
     if not args.reuse:
         recreate_database(args.host, args.port, args.database)
@@ -354,8 +432,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Loading {args.traces:,} traces x {SPANS_PER_TRACE} spans + one of {args.big_trace:,} spans ...")
             started = time.perf_counter()
             big_id = load(args.traces, args.big_trace, args.host, args.port, args.database)
+            load_rollup(args.traces)
             print(f"Loaded in {time.perf_counter() - started:.0f} s.\n")
         results = measure(big_id, args.repeat, args.traces)
+        from agentops_django.models import Rollup, RollupBucket
+
+        print(f"Rollup: {Rollup.objects.count():,} rows, {RollupBucket.objects.count():,} histogram bucket rows.")
         print(f"{'page':40} {'median ms':>10} {'bytes':>10}")
         for label, median, size in results:
             print(f"{label:40} {median:10.1f} {size:10,}")

@@ -232,6 +232,9 @@ def main() -> None:
     parser.add_argument("--processes", default="1,4", help="comma-separated process counts")
     parser.add_argument("--pg-name", default="agentops_bench_writer")
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--no-rollup", action="store_true", help="skip the overview's rollup (to measure what it costs the writer)"
+    )
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     if len(backends) > 1:
@@ -243,6 +246,10 @@ def main() -> None:
                 raise SystemExit(code)
         return
     configure(backends[0], args.pg_name)
+    if args.no_rollup:
+        from agentops_django.writer import _rollup
+
+        _rollup.write = lambda *args, **kwargs: None
     from django.conf import settings
 
     settings.AGENTOPS = {

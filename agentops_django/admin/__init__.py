@@ -43,6 +43,7 @@ from django.utils.safestring import mark_safe
 from agentops_django import prune
 from agentops_django._usage import TOTALS_RULE
 from agentops_django.admin import _otlp as otlp_json
+from agentops_django.admin import _overview_page
 from agentops_django.admin._page import (
     DASH,
     HEX32,
@@ -321,10 +322,18 @@ class TraceAdmin(admin.ModelAdmin):
         info = self.opts.app_label, self.opts.model_name
         wrap = self.admin_site.admin_view
         return [
+            path("overview/", wrap(self.overview_view), name=f"{info[0]}_{info[1]}_overview"),
+            path("overview/top/", wrap(self.overview_top_view), name=f"{info[0]}_{info[1]}_overview_top"),
             path("<path:object_id>/otlp.json", wrap(self.otlp_view), name=f"{info[0]}_{info[1]}_otlp"),
             path("<path:object_id>/span/<str:span_id>/", wrap(self.span_view), name=f"{info[0]}_{info[1]}_span"),
             *super().get_urls(),
         ]
+
+    def overview_view(self, request):
+        return _overview_page.overview_view(self, request)
+
+    def overview_top_view(self, request):
+        return _overview_page.top_view(self, request)
 
     def _trace_or_404(self, request, object_id) -> Trace:
         trace = self.get_object(request, object_id)

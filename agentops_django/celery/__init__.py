@@ -80,7 +80,6 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_FLUSH_TIMEOUT = 5.0
 
 
-
 # --- worker processes -------------------------------------------------------------
 # (Setting a prefork child up is the app's wiring's job: agentops_django._wiring
 # connects its own worker_process_init handler, so this package never imports it.)

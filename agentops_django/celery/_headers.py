@@ -26,6 +26,7 @@ _propagator = TraceContextTextMapPropagator()
 # ``task.request.headers`` holds (see ``celery.app.task.Context``).
 _CELERY_KEYS = frozenset({*_CeleryContext.__dict__, "lang", "task", "argsrepr", "kwargsrepr", "compression", "headers"})
 
+
 # --- reading headers --------------------------------------------------------------
 def _coerce(value: Any) -> list[str] | None:
     """A header value as the list of strings the propagator expects."""

@@ -38,6 +38,7 @@ PENDING_PUBLISH_TIMEOUT = 60.0
 #: At most this many producer spans wait for ``after_task_publish``.
 MAX_PENDING_PUBLISHES = 10_000
 
+
 # --- publishing -------------------------------------------------------------------
 def _on_before_task_publish(
     sender: Any = None,

@@ -17,6 +17,7 @@ from agentops_django.conf import get_config
 
 logger = logging.getLogger(__name__)
 
+
 def _enabled() -> bool:
     """``AGENTOPS["ENABLED"]`` now (a test may turn it off after start-up); on when Django is not configured."""
     return not settings.configured or get_config().enabled

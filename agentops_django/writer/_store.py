@@ -14,6 +14,10 @@
    ``trace_id`` order so that two processes never wait on each other's rows in
    opposite orders.
 
+3. The overview's rollup (:mod:`agentops_django.writer._rollup`): per minute,
+   hour and day and per route, task or model, added up the same way (under a
+   savepoint: if it fails, the spans and summaries are stored without it).
+
 SQLite takes its write lock at ``BEGIN IMMEDIATE`` with a long busy timeout,
 so writers of several processes queue up instead of failing with "database is
 locked".
@@ -29,7 +33,7 @@ from django.db import DatabaseError, IntegrityError, connections
 from django.db.backends.utils import CursorWrapper
 from opentelemetry.sdk.trace import ReadableSpan
 
-from agentops_django.writer import _rows
+from agentops_django.writer import _rollup, _rows
 from agentops_django.writer._rows import SPAN_COLUMNS, TRACE_COLUMNS
 
 SPAN_TABLE = "agentops_django_span"
@@ -120,6 +124,9 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan], *, own_transaction: b
                 for start in range(0, len(summaries), CHUNK):
                     chunk = summaries[start : start + CHUNK]
                     cursor.execute(upsert_traces_sql(len(chunk), postgres=False), flatten(chunk))
+            # The overview's rollup, in the same transaction: exact across processes.
+            # (Its own failure, under a savepoint, costs only the rollup of this batch.)
+            _rollup.write(cursor, connection, inserted, postgres=postgres, chunk=CHUNK)
             if own_transaction:
                 cursor.execute("COMMIT")
         except BaseException:

@@ -321,9 +321,7 @@ def test_the_admin_favicon_and_static_files_are_not_traced_by_default(traced: Ca
     assert [s.name for s in traced if attrs(s).get("agentops.span.kind") == "request"] == ["GET /orders/<int:pk>/"]
 
 
-def test_the_admin_is_traced_when_default_exclusions_are_off(
-    configure_agentops: Any, admin_user: Any
-) -> None:
+def test_the_admin_is_traced_when_default_exclusions_are_off(configure_agentops: Any, admin_user: Any) -> None:
     from agentops.testing import captured_spans
 
     configure_agentops(DATABASE_WRITER=False, EXCLUDE_DEFAULT_PATHS=False)

@@ -188,7 +188,7 @@ def test_the_celery_task_prunes_with_the_same_rules():
     trace_aged(20, "old")
     trace_aged(1, "recent")
     result = prune_traces.apply(kwargs={"days": 7}).get()
-    assert result == {"traces": 1, "spans": 2, "writer_stats": 0, "dry_run": False}
+    assert result == {"traces": 1, "spans": 2, "writer_stats": 0, "rollup_rows": 0, "dry_run": False}
     assert names() == ["recent"]
     assert prune_traces.name == "agentops_django.tasks.prune_traces"
 

@@ -2,7 +2,8 @@
 
 Without options it applies the retention settings, ``AGENTOPS["RETENTION_DAYS"]``
 (default 14) and ``AGENTOPS["RETENTION_MAX_TRACES"]`` (default 100,000).
-It also deletes the writer counters of processes silent for as many days.
+It also deletes the writer counters of processes silent for as many days,
+and the overview's rollup older than ``AGENTOPS["ROLLUP_RETENTION_DAYS"]`` (default 90).
 It works on the database of ``AGENTOPS["DATABASE_ALIAS"]``, router or not.
 Safe to run while the writer is storing spans; see :mod:`agentops_django.prune`.
 """
@@ -62,6 +63,10 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         verb = "Would delete" if dry_run else "Deleted"
         self.stdout.write(f"{verb} {result.traces} traces and {result.spans} spans ({' or '.join(rules)}).")
+        if result.rollup_rows:
+            self.stdout.write(
+                f"{verb} {result.rollup_rows} overview rollup rows older than {prune.rollup_retention_days()} days."
+            )
         if result.writer_stats:
             self.stdout.write(
                 f"{verb} the writer counters of {result.writer_stats} processes silent for more than {stats_days} days."

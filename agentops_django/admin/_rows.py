@@ -11,10 +11,11 @@ carries its depth and times for the script's zoom and collapse.
 from __future__ import annotations
 
 import re
+from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from django.utils.html import escape, format_html
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from agentops import semconv
@@ -68,19 +69,22 @@ def _flags(row: Any, span: Any) -> str:
 
 
 def row_html(row: Any, selected_id: str) -> str:
-    """One waterfall row as HTML, built with ``format_html`` (every value escaped).
+    """One waterfall row as HTML; every value that comes from a span is escaped.
 
     Rows are the one part of the page rendered outside the template: a
     trace page shows up to 2,000 of them, and the template engine's
-    per-variable cost would dominate the page. The row carries its place on
-    the time axis (``data-b``/``data-e``, milliseconds from the origin, and
-    ``data-w`` for a queue wait) and its depth, for the script's zoom and
-    collapse.
+    per-variable cost would dominate the page (so would ``format_html``'s,
+    which escapes our own numbers too: here only span values are escaped,
+    with the standard library's ``html.escape``, which escapes the same five
+    characters as Django's). The row carries its place on the time axis
+    (``data-b``/``data-e``, milliseconds from the origin, ``data-w`` for a
+    queue wait), its depth and its self time, for the script's zoom, collapse
+    and details panel; the script adds the collapse toggles.
     """
     span = row.span
     kind = span.get("kind") or ""
     css, badge = kind_of(kind)
-    span_id = str(span.get("span_id", ""))
+    span_id = escape(str(span.get("span_id", "")))
     classes = f"ao-row ao-k-{css}"
     if row.error:
         classes += " ao-error"
@@ -92,7 +96,7 @@ def row_html(row: Any, selected_id: str) -> str:
         classes += " ao-critical"
     if span_id == selected_id:
         classes += " ao-selected"
-    name = span.get("name") or "(unnamed)"
+    name = escape(str(span.get("name") or "(unnamed)"))
     run_ms = span.get("duration_ms")
     duration = format_duration(run_ms)
     extra = ""
@@ -101,57 +105,36 @@ def row_html(row: Any, selected_id: str) -> str:
         tokens = usage.input_tokens + usage.output_tokens
         model = span.get(semconv.GEN_AI_REQUEST_MODEL)
         text = " · ".join(str(part) for part in (model, f"{tokens:,} tok" if tokens else "") if part)
-        extra = format_html('<span class="ao-extra">{}</span>', text) if text else ""
-    wait = ""
+        extra = f'<span class="ao-extra">{escape(text)}</span>' if text else ""
+    wait = wait_ms = ""
     timing = f"{duration} running"
     shown = duration
+    dur_css = "ao-dur"
     if row.wait_ms:
         # The Duration column counts the queue wait in: it is time the trace spent on this task.
-        timing = f"{format_duration(row.wait_ms)} queued + {timing}"
+        queued = format_duration(row.wait_ms)
+        timing = f"{queued} queued + {timing}"
         shown = format_duration(row.wait_ms + (run_ms or 0.0))
-        wait = format_html(
-            '<span class="ao-wait" style="left:{}%;width:{}%" title="queued {}"></span>',
-            f"{row.wait_left_pct:.3f}",
-            f"{row.wait_width_pct:.3f}",
-            format_duration(row.wait_ms),
+        dur_css = "ao-dur ao-dur--queued"
+        wait_ms = f' data-w="{row.wait_ms:.3f}"'
+        wait = (
+            f'<span class="ao-wait" style="left:{row.wait_left_pct:.3f}%;width:{row.wait_width_pct:.3f}%"'
+            f' title="queued {queued}"></span>'
         )
-    timing += f" \u00b7 self {format_duration(row.self_ms)} \u00b7 starts at +{format_duration(row.offset_ms)}"
+    self_time = format_duration(row.self_ms)
+    timing += f" \u00b7 self {self_time} \u00b7 at +{format_duration(row.offset_ms)}"
     if row.critical:
         timing += " \u00b7 on the critical path"
-    toggle = (
-        mark_safe('<button type="button" class="ao-toggle" aria-expanded="true" title="Collapse or expand"></button>')
-        if row.children
-        else ""
-    )
     # Long dotted and slashed names may wrap after a separator, not in the middle of a word.
-    breakable = mark_safe(BREAK_AFTER.sub(r"\1<wbr>", str(escape(name))))
-    return format_html(
-        '<li class="{}" data-span-id="{}" data-depth="{}" data-b="{}" data-e="{}" data-w="{}" data-self="{}"'
-        ' style="--d:{}" title="{}">'
-        '<div class="ao-cell">{}<a class="ao-label" href="?span={}#ao-detail" title="{}">'
-        '<span class="ao-badge">{}</span><span class="ao-name">{}</span>{}</a>{}</div>'
-        '<span class="ao-dur{}">{}</span>'
-        '<span class="ao-track">{}<span class="ao-bar" style="left:{}%;width:{}%"></span></span>'
-        "</li>\n",
-        classes,
-        span_id,
-        row.depth,
-        f"{row.offset_ms:.3f}",
-        f"{row.end_ms:.3f}",
-        f"{row.wait_ms:.3f}" if row.wait_ms else "0",
-        format_duration(row.self_ms),
-        min(row.depth, MAX_INDENT),
-        timing,
-        toggle,
-        quote(span_id, safe=""),
-        name,
-        badge,
-        breakable,
-        extra,
-        _flags(row, span),
-        " ao-dur--queued" if row.wait_ms else "",
-        shown,
-        wait,
-        f"{row.left_pct:.3f}",
-        f"{row.width_pct:.3f}",
+    breakable = BREAK_AFTER.sub(r"\1<wbr>", name)
+    return (
+        f'<li class="{classes}" data-span-id="{span_id}" data-depth="{row.depth}" data-b="{row.offset_ms:.3f}"'
+        f' data-e="{row.end_ms:.3f}"{wait_ms} data-self="{self_time}"'
+        f' style="--d:{min(row.depth, MAX_INDENT)}" title="{timing}">'
+        f'<div class="ao-cell"><a class="ao-label" href="?span={quote(span_id, safe="")}#ao-detail" title="{name}">'
+        f'<span class="ao-badge">{escape(badge)}</span><span class="ao-name">{breakable}</span>{extra}</a>'
+        f"{_flags(row, span)}</div>"
+        f'<span class="{dur_css}">{shown}</span>'
+        f'<span class="ao-track">{wait}<span class="ao-bar"'
+        f' style="left:{row.left_pct:.3f}%;width:{row.width_pct:.3f}%"></span></span></li>\n'
     )

@@ -172,7 +172,7 @@ def test_a_developer_finds_and_reads_a_trace_in_the_browser(live_server, browser
     assert abs(request_bar["x"] - track["x"]) < 2  # the request starts the axis
     assert retry_bar["x"] + retry_bar["width"] == pytest.approx(track["x"] + track["width"], abs=2)  # and ends it
     assert retry_wait["x"] + retry_wait["width"] == pytest.approx(retry_bar["x"], abs=1.5)
-    assert llm_label["x"] > request_label["x"] + 5 * 14  # indented six levels deeper
+    assert llm_label["x"] > request_label["x"] + 5 * 8  # indented six levels deeper (8 to 14 px a level)
     failed = page.locator(f"[data-span-id='{chain['notify'].span_id}']")
     assert "ao-error" in failed.get_attribute("class")
     assert "ao-contains-error" in page.locator(f"[data-span-id='{chain['request'].span_id}']").get_attribute("class")

@@ -64,6 +64,19 @@
     });
     var view = { from: 0, to: totalMs };
 
+    // A row followed by a deeper one has children: it gets a collapse toggle.
+    for (var k = 0; k + 1 < geometry.length; k++) {
+      if (geometry[k + 1].depth > geometry[k].depth) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "ao-toggle";
+        button.title = "Collapse or expand what this span contains";
+        button.setAttribute("aria-expanded", "true");
+        var cell = geometry[k].row.querySelector(".ao-cell");
+        cell.insertBefore(button, cell.firstChild);
+      }
+    }
+
     /* --- selecting a span ------------------------------------------------------------------ */
 
     function select(row) {

@@ -112,6 +112,9 @@ def format_cost(cost: float | None, unpriced: int = 0) -> str:
         return f"\u2265 {format_cost(cost)} ({unpriced} call{'s' if unpriced != 1 else ''} without a price)"
     if not cost:
         return DASH
+    if cost < 0.0001:
+        # Two significant digits, never "$0.0000" for a call that did cost something.
+        return f"${cost:.{1 - math.floor(math.log10(cost))}f}" if cost > 0 else f"${cost:.4f}"
     return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
 
 

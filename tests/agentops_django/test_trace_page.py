@@ -139,3 +139,12 @@ def test_the_messages_of_a_call_are_only_left_in_the_attributes_when_they_cannot
     fragment = span_fragment(admin_client, chain["trace"], llm)
     assert "gen_ai.input.messages" in fragment and "not json" in fragment
     assert json.dumps("not json")[1:-1] in fragment
+
+
+@pytest.mark.parametrize(
+    ("cost", "text"), [(0.0, "\u2013"), (0.0000123, "$0.000012"), (0.0015, "$0.0015"), (12.5, "$12.50")]
+)
+def test_costs_read_as_dollars_and_a_tiny_cost_never_as_zero(cost, text):
+    from agentops_django.admin._page import format_cost
+
+    assert format_cost(cost) == text

@@ -375,7 +375,7 @@
           zoomTo(0, totalMs);
         });
       }
-      root.addEventListener("keydown", function (event) {
+      document.addEventListener("keydown", function (event) {
         if (event.key === "Escape" && (view.from > 0 || view.to < totalMs)) {
           zoomTo(0, totalMs);
         }

@@ -388,6 +388,8 @@ class TraceAdmin(admin.ModelAdmin):
             "unfinished": unfinished,
             "status": TraceStatus.INDETERMINATE if unfinished else trace.status,
             "duration": format_duration(trace.duration_ms if trace.duration_ms is not None else waterfall.total_ms),
+            # The stored duration runs from the first span's start; a queued root task waited before it.
+            "queued_before": format_duration(waterfall.queued_before_ms) if waterfall.queued_before_ms > 0 else "",
             "total_cost": format_cost(waterfall.totals.cost, waterfall.totals.unpriced),
             "selected": selected,
             "change_url": change_url,

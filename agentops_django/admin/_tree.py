@@ -110,6 +110,8 @@ class Waterfall:
     totals: Totals = field(default_factory=Totals)
     orphans: int = 0
     errors: int = 0
+    #: Queue wait before the first span started (a trace whose root is a queued task), in ms.
+    queued_before_ms: float = 0.0
 
     def ticks(self, count: int = 4) -> list[tuple[float, float]]:
         """Axis labels: ``(percent, milliseconds)`` pairs from 0 to the end."""
@@ -279,6 +281,7 @@ def _place(
             waits[span_id] = wait
             axis_start = min(axis_start, begin[span_id] - wait)
     total_ms = axis_end - axis_start
+    waterfall.queued_before_ms = min(begin.values()) - axis_start
     total = max(total_ms, 1e-3)
     waterfall.start = reference + dt.timedelta(milliseconds=axis_start)
     waterfall.total_ms = total_ms

@@ -148,3 +148,14 @@ def test_costs_read_as_dollars_and_a_tiny_cost_never_as_zero(cost, text):
     from agentops_django.admin._page import format_cost
 
     assert format_cost(cost) == text
+
+
+def test_the_trace_duration_adds_the_queue_wait_of_a_root_task(admin_client):
+    from tests.agentops_django.test_admin import make_trace
+
+    trace = make_trace("research.write_digest", kind="task", duration_ms=64.0)
+    make_span(
+        trace, "research.write_digest", "celery.task", duration_ms=64.0, attributes={"celery.queue_wait_ms": 12.5}
+    )
+    text = html_lib.unescape(re.sub(r"<[^>]+>", " ", admin_client.get(change_url(trace)).content.decode()))
+    assert re.search(r"Duration\s+64 ms\s+\+ 12 ms queued", text)

@@ -305,3 +305,11 @@ def test_a_cycle_or_a_ten_thousand_deep_chain_does_not_break_self_time_or_the_cr
 def test_rows_carry_their_end_on_the_axis_for_zooming():
     waterfall = build_waterfall([span("root", start=0, duration=200), span("child", "root", start=50, duration=100)])
     assert [(row.offset_ms, row.end_ms) for row in waterfall.rows] == [(0, 200), (50, 150)]
+
+
+def test_a_trace_whose_root_task_waited_in_the_queue_says_how_long_before_its_first_span():
+    waterfall = build_waterfall(
+        [span("task", start=0, duration=100, kind="celery.task", **{"celery.queue_wait_ms": 40.0})]
+    )
+    assert waterfall.queued_before_ms == 40 and waterfall.total_ms == 140
+    assert build_waterfall([span("request", start=0, duration=100)]).queued_before_ms == 0

@@ -48,8 +48,8 @@ ROW_ATTRIBUTES = {
     "a_wait": semconv.CELERY_QUEUE_WAIT_MS,
     "a_model": semconv.GEN_AI_REQUEST_MODEL,
     "a_new_trace": semconv.CELERY_NEW_TRACE,
+    # RETRY for a retried attempt (it also carries celery.task.retried, not fetched: one column fewer).
     "a_state": semconv.CELERY_TASK_STATE,
-    "a_retried": semconv.CELERY_TASK_RETRIED,
     # What the totals rule reads (agentops_django._usage).
     **{f"a_usage_{n}": key for n, key in enumerate(USAGE_KEYS)},
 }

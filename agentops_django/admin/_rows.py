@@ -41,8 +41,6 @@ TASK_STATES = {
 def _flags(row: Any, span: Any) -> str:
     """The row's badges: error or failure below, the Celery task state, orphan, never ran."""
     state = str(span.get(semconv.CELERY_TASK_STATE) or "").upper()
-    if str(span.get(semconv.CELERY_TASK_RETRIED)).lower() in ("true", "1"):
-        state = "RETRY"
     flags = ""
     if state in TASK_STATES:
         label, css, title = TASK_STATES[state]

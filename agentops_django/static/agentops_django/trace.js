@@ -204,7 +204,8 @@
         closedBelow = g.row.classList.contains("ao-collapsed") ? g.depth : Infinity;
         g.row.classList.remove("ao-hidden");
       }
-      drawMinimap();
+      // After the rows have changed, not in the click: drawing reads the layout.
+      window.requestAnimationFrame(drawMinimap);
     }
 
     /* --- the critical path -------------------------------------------------------------------- */

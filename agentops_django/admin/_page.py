@@ -1,9 +1,9 @@
-"""What the trace page shows: the waterfall's rows as HTML and one span's details.
+"""What the trace page shows: the waterfall's query, one span's details, and how numbers read.
 
 Kept apart from :mod:`agentops_django.admin` (the ModelAdmin: permissions,
-URLs, views) so each stays readable. Every value a traced application put in a
-span is escaped here: rows are built with ``format_html``, details go through
-autoescaped templates.
+URLs, views) so each stays readable; the rows themselves are drawn by
+:mod:`agentops_django.admin._rows`. Every value a traced application put in a
+span is escaped: details go through autoescaped templates.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def _number_text(key: str, value: int | float) -> str:
     if key.endswith((".time_to_first_token", ".time_to_generate", ".time_to_first_chunk")):
         return format_duration(float(value) * 1000)
     if "cost" in key.rsplit(".", 1)[-1]:
-        return f"${value:,.6f}".rstrip("0").rstrip(".") if value else "$0"
+        return format_cost(float(value)) if value > 0 else f"${value:g}"
     if isinstance(value, int):
         return f"{value:,}"
     if value.is_integer() and abs(value) < 1e15:

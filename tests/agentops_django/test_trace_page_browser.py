@@ -227,3 +227,22 @@ def test_the_critical_path_stands_out(live_server, browser_page):
     assert opacity("warm") < 0.5 < opacity("llm1")
     page.uncheck(".ao-critical-toggle")
     assert opacity("warm") > 0.5
+
+
+def test_the_name_column_widens_by_dragging_its_edge_and_keeps_its_width(live_server, browser_page):
+    page = browser_page
+    chain = chain_with_retry()
+    open_admin(page, live_server, 1280)
+    open_trace(page, live_server, chain)
+    name_cell = row(page, chain["llm1"]).locator(".ao-cell")
+    before = box(name_cell)["width"]
+    handle = box(page.locator(".ao-resize"))
+    x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y, steps=5)  # the track keeps 200 px at least
+    page.mouse.up()
+    assert box(name_cell)["width"] == pytest.approx(before + 60, abs=4)
+    page.reload()
+    page.wait_for_selector(".ao-rows .ao-row")
+    assert box(row(page, chain["llm1"]).locator(".ao-cell"))["width"] == pytest.approx(before + 60, abs=4)

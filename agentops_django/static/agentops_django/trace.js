@@ -396,8 +396,11 @@
         waterfall.style.setProperty("--ao-label-w", saved + "px");
       }
       var grabbed = null;
+      var startWidth = 0;
       handle.addEventListener("pointerdown", function (event) {
-        grabbed = waterfall.getBoundingClientRect().left;
+        // The column follows the pointer from where it was grabbed (no jump).
+        grabbed = event.clientX;
+        startWidth = handle.parentElement.getBoundingClientRect().width;
         handle.setPointerCapture(event.pointerId);
         event.preventDefault();
         event.stopPropagation();
@@ -407,7 +410,7 @@
           return;
         }
         var limit = waterfall.clientWidth - 200;
-        var width = Math.max(140, Math.min(limit, event.clientX - grabbed));
+        var width = Math.max(140, Math.min(limit, startWidth + event.clientX - grabbed));
         waterfall.style.setProperty("--ao-label-w", width + "px");
       });
       handle.addEventListener("pointerup", function () {

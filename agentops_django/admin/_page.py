@@ -330,8 +330,6 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
         "badge": badge,
         "status": span.status,
         "error": span.status == "ERROR",
-        # OpenTelemetry's UNSET means "ended without an error recorded": it reads OK, like a task's OK.
-        "status_label": "Error" if span.status == "ERROR" else "OK",
         "status_message": span.status_message,
         "service_name": span.service_name,
         "started_at": span.started_at,

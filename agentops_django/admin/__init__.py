@@ -50,11 +50,11 @@ from agentops_django.admin._page import (
     format_cost,
     format_duration,
     mark_unfinished_publishes,
-    row_html,
     span_detail,
     span_rows,
 )
 from agentops_django.admin._paginator import EstimatedCountPaginator
+from agentops_django.admin._rows import row_html
 from agentops_django.admin._tree import build_waterfall
 from agentops_django.conf import get_config
 from agentops_django.models import Span, Trace, TraceStatus, WriterStats
@@ -363,6 +363,9 @@ class TraceAdmin(admin.ModelAdmin):
         selected = None
         if selected_id:
             selected = self._span_detail(trace, selected_id, waterfall.start)
+            row = next((row for row in waterfall.rows if row.span_id == selected_id), None)
+            if selected is not None and row is not None:
+                selected["self_time"] = format_duration(row.self_ms)
         more = len(waterfall.rows) - offset - len(shown)
         context = {
             **self.admin_site.each_context(request),
@@ -377,6 +380,7 @@ class TraceAdmin(admin.ModelAdmin):
             "row_count": len(shown),
             "span_url": span_url,
             "ticks": [(f"{pct:.2f}", format_duration(ms) if ms else "0") for pct, ms in waterfall.ticks()],
+            "total_ms": f"{waterfall.total_ms:.3f}",
             "offset": offset,
             "first_shown": offset + 1,
             "last_shown": offset + len(shown),
@@ -393,6 +397,8 @@ class TraceAdmin(admin.ModelAdmin):
             "unfinished": unfinished,
             "status": TraceStatus.INDETERMINATE if unfinished else trace.status,
             "duration": format_duration(trace.duration_ms if trace.duration_ms is not None else waterfall.total_ms),
+            # The stored duration runs from the first span's start; a queued root task waited before it.
+            "queued_before": format_duration(waterfall.queued_before_ms) if waterfall.queued_before_ms > 0 else "",
             "total_cost": format_cost(waterfall.totals.cost, waterfall.totals.unpriced),
             "selected": selected,
             "change_url": change_url,
@@ -400,8 +406,6 @@ class TraceAdmin(admin.ModelAdmin):
             "has_delete_permission": self.has_delete_permission(request, trace),
             "delete_url": reverse("admin:agentops_django_trace_delete", args=[trace.pk]),
             "is_popup": False,
-            # The waterfall needs the width more than the app list does.
-            "is_nav_sidebar_enabled": False,
             "to_field": None,
             **(extra_context or {}),
         }

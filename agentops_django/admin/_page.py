@@ -1,23 +1,21 @@
-"""What the trace page shows: the waterfall's rows as HTML and one span's details.
+"""What the trace page shows: the waterfall's query, one span's details, and how numbers read.
 
 Kept apart from :mod:`agentops_django.admin` (the ModelAdmin: permissions,
-URLs, views) so each stays readable. Every value a traced application put in a
-span is escaped here: rows are built with ``format_html``, details go through
-autoescaped templates.
+URLs, views) so each stays readable; the rows themselves are drawn by
+:mod:`agentops_django.admin._rows`. Every value a traced application put in a
+span is escaped: details go through autoescaped templates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from typing import Any
-from urllib.parse import quote
 
 from django.db.models.fields.json import KT
 from django.urls import reverse
-from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 
 from agentops import semconv
 from agentops_django._usage import USAGE_KEYS, number, span_usage
@@ -52,13 +50,12 @@ ROW_ATTRIBUTES = {
     "a_wait": semconv.CELERY_QUEUE_WAIT_MS,
     "a_model": semconv.GEN_AI_REQUEST_MODEL,
     "a_new_trace": semconv.CELERY_NEW_TRACE,
+    # RETRY for a retried attempt (it also carries celery.task.retried, not fetched: one column fewer).
+    "a_state": semconv.CELERY_TASK_STATE,
     # What the totals rule reads (agentops_django._usage).
     **{f"a_usage_{n}": key for n, key in enumerate(USAGE_KEYS)},
 }
 ROW_FIELDS = ("span_id", "parent_span_id", "name", "kind", "status", "started_at", "duration_ms", "links")
-#: Deeper spans are drawn at this indentation (the tree lines stay readable).
-MAX_INDENT = 24
-
 
 UNFINISHED_KEY = "unfinished"
 UNFINISHED_TITLE = "Published, but no worker ever reported running this task (worker killed, message lost)"
@@ -91,11 +88,13 @@ def mark_unfinished_publishes(rows: list[dict[str, Any]], now: dt.datetime, afte
 
 
 def format_duration(ms: float | None) -> str:
-    """A short human duration: ``0.4 ms``, ``12 ms``, ``1.25 s``, ``2 min 03 s``."""
+    """A short human duration: ``0.40 ms``, ``4.2 ms``, ``12 ms``, ``1.25 s``, ``2 min 03 s``."""
     if ms is None:
         return DASH
     if ms < 1:
         return f"{ms:.2f} ms"
+    if ms < 10:
+        return f"{ms:.1f} ms"
     if ms < 1000:
         return f"{ms:.0f} ms"
     if ms < 60_000:
@@ -115,6 +114,9 @@ def format_cost(cost: float | None, unpriced: int = 0) -> str:
         return f"\u2265 {format_cost(cost)} ({unpriced} call{'s' if unpriced != 1 else ''} without a price)"
     if not cost:
         return DASH
+    if cost < 0.0001:
+        # Two significant digits, never "$0.0000" for a call that did cost something.
+        return f"${cost:.{1 - math.floor(math.log10(cost))}f}" if cost > 0 else f"${cost:.4f}"
     return f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
 
 
@@ -122,7 +124,7 @@ def kind_of(kind: str) -> tuple[str, str]:
     """CSS modifier and badge label of a span kind; unknown kinds get a neutral badge."""
     if kind in KINDS:
         return KINDS[kind]
-    return ("other", (kind or "span")[:6].upper())
+    return ("other", (kind or "span").upper())
 
 
 def trace_link(trace_id: Any) -> str | None:
@@ -149,89 +151,27 @@ def span_rows(trace: Trace) -> list[dict[str, Any]]:
     return rows
 
 
-def row_html(row: Any, selected_id: str) -> str:
-    """One waterfall row as HTML, built with ``format_html`` (every value escaped).
+def _number_text(key: str, value: int | float) -> str:
+    """A number as a person reads it: milliseconds and seconds as durations, costs in dollars, counts grouped."""
+    if key.endswith("_ms"):
+        return format_duration(float(value))
+    if key.endswith((".time_to_first_token", ".time_to_generate", ".time_to_first_chunk")):
+        return format_duration(float(value) * 1000)
+    if "cost" in key.rsplit(".", 1)[-1]:
+        return format_cost(float(value)) if value > 0 else f"${value:g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value.is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.1f}"
 
-    Rows are the one part of the page rendered outside the template: a
-    trace page shows up to 2,000 of them, and the template engine's
-    per-variable cost would dominate the page.
+
+def _payload(value: Any, key: str = "") -> dict[str, Any]:
+    """A value ready for display: its text (JSON pretty-printed, numbers formatted), and whether to collapse it.
+
+    A formatted number keeps the stored value in ``raw`` (shown on hover).
     """
-    span = row.span
-    kind = span.get("kind") or ""
-    css, badge = kind_of(kind)
-    span_id = str(span.get("span_id", ""))
-    classes = f"ao-row ao-k-{css}"
-    if row.error:
-        classes += " ao-error"
-    if row.contains_error:
-        classes += " ao-contains-error"
-    if row.orphan:
-        classes += " ao-orphan"
-    if span_id == selected_id:
-        classes += " ao-selected"
-    name = span.get("name") or "(unnamed)"
-    duration = format_duration(span.get("duration_ms"))
-    extra = ""
-    if kind == "llm":
-        usage = span_usage(kind, span)
-        tokens = usage.input_tokens + usage.output_tokens
-        model = span.get(semconv.GEN_AI_REQUEST_MODEL)
-        text = " · ".join(str(part) for part in (model, f"{tokens:,} tok" if tokens else "") if part)
-        extra = format_html('<span class="ao-extra">{}</span>', text) if text else ""
-    if row.error:
-        flags = mark_safe('<span class="ao-flag ao-flag--error">error</span>')
-    elif row.contains_error:
-        flags = mark_safe('<span class="ao-flag ao-flag--contains" title="A span below this one failed">&#9888;</span>')
-    else:
-        flags = ""
-    if row.orphan:
-        flags = format_html('{}<span class="ao-flag ao-flag--orphan" title="{}">orphan</span>', flags, row.orphan)
-    if span.get(UNFINISHED_KEY):
-        flags = format_html(
-            '{}<span class="ao-flag ao-flag--error" title="{}">never ran</span>', flags, UNFINISHED_TITLE
-        )
-    links = ""
-    for link in span.get("links") or ():
-        url = trace_link(link.get("trace_id")) if isinstance(link, dict) else None
-        if url:
-            links = format_html(
-                '{}<a class="ao-linked" href="{}" title="Open the linked trace">linked&nbsp;&#8599;</a>', links, url
-            )
-    wait = ""
-    if row.wait_width_pct:
-        wait = format_html(
-            '<span class="ao-wait" style="left:{}%;width:{}%" title="queued {}"></span>',
-            f"{row.wait_left_pct:.3f}",
-            f"{row.wait_width_pct:.3f}",
-            format_duration(row.wait_ms),
-        )
-    return format_html(
-        '<li class="{}" data-span-id="{}" style="--d:{}">'
-        '<a class="ao-label" href="?span={}#ao-detail" title="{} \u00b7 {} \u00b7 starts at +{}">'
-        '<span class="ao-badge">{}</span><span class="ao-name">{}</span>{}{}</a>{}'
-        '<span class="ao-dur">{}</span>'
-        '<span class="ao-track">{}<span class="ao-bar" style="left:{}%;width:{}%"></span></span></li>\n',
-        classes,
-        span_id,
-        min(row.depth, MAX_INDENT),
-        quote(span_id, safe=""),
-        name,
-        duration,
-        format_duration(row.offset_ms),
-        badge,
-        name,
-        extra,
-        flags,
-        links,
-        duration,
-        wait,
-        f"{row.left_pct:.3f}",
-        f"{row.width_pct:.3f}",
-    )
-
-
-def _payload(value: Any) -> dict[str, Any]:
-    """A value ready for display: its text (JSON pretty-printed), and whether to collapse it."""
+    raw = ""
     if isinstance(value, str):
         text = value
         stripped = value.strip()
@@ -240,10 +180,15 @@ def _payload(value: Any) -> dict[str, Any]:
                 text = json.dumps(json.loads(stripped), indent=2, ensure_ascii=False)
             except ValueError:
                 pass
+    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        raw = json.dumps(value)
+        text = _number_text(key, value)
+        if text == raw:
+            raw = ""
     else:
         text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
     long = len(text) > COLLAPSE_OVER or "\n" in text
-    return {"text": text, "long": long, "preview": text[:120].replace("\n", " "), "size": len(text)}
+    return {"text": text, "raw": raw, "long": long, "preview": text[:120].replace("\n", " "), "size": len(text)}
 
 
 def _is_text_part(part: Any) -> bool:
@@ -289,6 +234,33 @@ def _offset(value: Any, origin: dt.datetime | None) -> str:
     return "+" + format_duration((when - origin).total_seconds() * 1000)
 
 
+#: What the LLM panel lists as the call's parameters: label → attribute.
+LLM_PARAMETERS = (
+    ("Temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+    ("Max tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+    ("Top p", semconv.GEN_AI_REQUEST_TOP_P),
+    ("Top k", semconv.GEN_AI_REQUEST_TOP_K),
+    ("Frequency penalty", semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("Presence penalty", semconv.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ("Seed", semconv.GEN_AI_REQUEST_SEED),
+    ("Stop", semconv.GEN_AI_REQUEST_STOP_SEQUENCES),
+    ("Choices", semconv.GEN_AI_REQUEST_CHOICE_COUNT),
+    ("Streamed", semconv.GEN_AI_REQUEST_STREAM),
+)
+
+
+def _finish_reasons(value: Any) -> str:
+    """``gen_ai.response.finish_reasons`` (a list, or a JSON string of one) as ``stop, length``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, list | tuple):
+        return ", ".join(str(reason) for reason in value)
+    return "" if value is None else str(value)
+
+
 def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
     """Everything the detail panel shows about one span, prepared for autoescaped templates."""
     attributes = span.attributes if isinstance(span.attributes, dict) else {}
@@ -314,7 +286,7 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
                 {
                     "name": event.get("name", ""),
                     "when": when,
-                    "attributes": [(k, _payload(v)) for k, v in event_attributes.items()],
+                    "attributes": [(k, _payload(v, k)) for k, v in event_attributes.items()],
                 }
             )
     links = []
@@ -328,6 +300,7 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
                 }
             )
     llm = None
+    shown_above: set[str] = set()
     if span.kind == "llm":
         # The call's own usage, even when its enclosing LLM span is the one the totals count.
         inside_call = attributes.get(semconv.AGENTOPS_LLM_INSIDE_CALL) is True
@@ -345,12 +318,23 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
             "cost": format_cost(cost, unpriced),
             "unpriced_reason": attributes.get(semconv.AGENTOPS_COST_UNPRICED_REASON, "") if unpriced else "",
             "time_to_first_token": format_duration(first_token * 1000) if first_token is not None else "",
-            "input_messages": _messages(attributes.get("gen_ai.input.messages")),
-            "output_messages": _messages(attributes.get("gen_ai.output.messages")),
+            "input_messages": _messages(attributes.get(semconv.GEN_AI_INPUT_MESSAGES)),
+            "output_messages": _messages(attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES)),
+            "finish_reasons": _finish_reasons(attributes.get(semconv.GEN_AI_RESPONSE_FINISH_REASONS)),
+            "parameters": [
+                (label, _payload(attributes[key], key)["text"])
+                for label, key in LLM_PARAMETERS
+                if attributes.get(key) is not None
+            ],
             "inside_call": inside_call,
             "same_call_as": same_call_as,
             "dialect": attributes.get(semconv.AGENTOPS_LLM_DIALECT, ""),
         }
+        # The messages are shown once, as messages, not again among the attributes.
+        if llm["input_messages"]:
+            shown_above.add(semconv.GEN_AI_INPUT_MESSAGES)
+        if llm["output_messages"]:
+            shown_above.add(semconv.GEN_AI_OUTPUT_MESSAGES)
     wait = attributes.get("celery.queue_wait_ms")
     return {
         "span_id": span.span_id,
@@ -368,7 +352,10 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
         "duration": format_duration(span.duration_ms),
         "queue_wait": format_duration(number(wait) or 0.0) if wait is not None else "",
         "task_id": attributes.get("celery.task.id", ""),
-        "attributes": [(key, _payload(value)) for key, value in sorted(attributes.items())],
+        "attributes": [
+            (key, _payload(value, key)) for key, value in sorted(attributes.items()) if key not in shown_above
+        ],
+        "shown_above": len(shown_above),
         "exceptions": exceptions,
         "events": events,
         "links": links,

@@ -15,6 +15,11 @@ garbage real systems produce:
   and the latest end of all spans, so every bar stays on the axis;
 * the same span id twice (a redelivered span): the first row wins.
 
+Besides the geometry, each row gets the two answers to "where did the time
+go": its *self time* (its own duration less the time covered by its
+children) and whether it lies on the trace's *critical path* (see
+:func:`_critical_path`).
+
 No Django imports: the module works on dicts and datetimes only.
 """
 
@@ -70,6 +75,12 @@ class Row:
     offset_ms: float = 0.0
     children: int = 0
     parent_id: str = ""
+    #: Start and end on the axis, in milliseconds from its origin (the script zooms with them).
+    end_ms: float = 0.0
+    #: The span's duration less the time its children cover (clipped to the span).
+    self_ms: float = 0.0
+    #: The span lies on the critical path: the chain of work the trace's end waited for.
+    critical: bool = False
 
 
 @dataclass(slots=True)
@@ -99,6 +110,8 @@ class Waterfall:
     totals: Totals = field(default_factory=Totals)
     orphans: int = 0
     errors: int = 0
+    #: Queue wait before the first span started (a trace whose root is a queued task), in ms.
+    queued_before_ms: float = 0.0
 
     def ticks(self, count: int = 4) -> list[tuple[float, float]]:
         """Axis labels: ``(percent, milliseconds)`` pairs from 0 to the end."""
@@ -243,6 +256,8 @@ def build_waterfall(
                 walk(span_id)
 
     _place(waterfall, order, begin, end, reference)
+    _self_times(order, children, begin, end)
+    _critical_path(order, tops, children, begin, end)
     waterfall.rows = order
     waterfall.orphans = sum(1 for row in order if row.orphan)
     return waterfall
@@ -266,6 +281,7 @@ def _place(
             waits[span_id] = wait
             axis_start = min(axis_start, begin[span_id] - wait)
     total_ms = axis_end - axis_start
+    waterfall.queued_before_ms = min(begin.values()) - axis_start
     total = max(total_ms, 1e-3)
     waterfall.start = reference + dt.timedelta(milliseconds=axis_start)
     waterfall.total_ms = total_ms
@@ -275,6 +291,7 @@ def _place(
     for row in order:
         span_id = row.span_id
         row.offset_ms = begin[span_id] - axis_start
+        row.end_ms = end[span_id] - axis_start
         row.width_pct = max(MIN_BAR_PCT, min(100.0, (end[span_id] - begin[span_id]) * scale))
         # A bar of the minimum width at the very end is nudged left to stay on the axis.
         row.left_pct = max(0.0, min(row.offset_ms * scale, 100.0 - row.width_pct))
@@ -296,3 +313,68 @@ def _place(
             if parent is not None:
                 parent.contains_error = True
     waterfall.errors = sum(1 for row in order if row.error)
+
+
+def _self_times(
+    order: list[Row],
+    children: Mapping[str, list[str]],
+    begin: Mapping[str, float],
+    end: Mapping[str, float],
+) -> None:
+    """Set each row's self time: its duration less the union of its children's intervals within it."""
+    for row in order:
+        start, finish = begin[row.span_id], end[row.span_id]
+        covered = 0.0
+        # Children are in start order: one sweep merges their overlapping intervals.
+        reach = start
+        for kid in children.get(row.span_id, ()):
+            lo, hi = max(begin[kid], reach), min(end[kid], finish)
+            if hi > lo:
+                covered += hi - lo
+                reach = hi
+        row.self_ms = max(0.0, finish - start - covered)
+
+
+def _critical_path(
+    order: list[Row],
+    tops: list[str],
+    children: Mapping[str, list[str]],
+    begin: Mapping[str, float],
+    end: Mapping[str, float],
+) -> None:
+    """Mark the rows on the critical path, the chain of spans the trace's last moment waited for.
+
+    Walking back from a span's latest end (its own or any descendant's, so a
+    Celery task that outlives the request that sent it counts): the child whose
+    subtree ends last is on the path; before that child started, the child
+    that ended last before then; and so on, into each chosen child alike. A
+    Celery task's queue wait belongs to it (a task waits in the queue for its
+    turn, which is time the trace spent on it).
+    """
+    index = {row.span_id: row for row in order}
+    wait = {row.span_id: row.wait_ms or 0.0 for row in order if row.wait_ms}
+    # Latest end of each subtree: children come after parents, so one backwards pass.
+    reach = dict(end)
+    for row in reversed(order):
+        parent = row.parent_id
+        if parent and reach[row.span_id] > reach[parent]:
+            reach[parent] = reach[row.span_id]
+
+    def chosen(candidates: Iterable[str], frontier: float) -> list[str]:
+        path = []
+        for span_id in sorted(candidates, key=lambda s: (reach[s], begin[s]), reverse=True):
+            start = begin[span_id] - wait.get(span_id, 0.0)
+            if start < frontier:
+                path.append(span_id)
+                frontier = start
+        return path
+
+    stack = chosen((top for top in tops if top in index), float("inf"))
+    seen: set[str] = set()
+    while stack:
+        span_id = stack.pop()
+        if span_id in seen:
+            continue
+        seen.add(span_id)
+        index[span_id].critical = True
+        stack.extend(chosen(children.get(span_id, ()), reach[span_id]))

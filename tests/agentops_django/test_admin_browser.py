@@ -2,15 +2,13 @@
 
 Logs in, opens the list, filters it, opens a trace of a request that ran a
 Celery chain with LLM calls, checks the waterfall's rows and bars and expands a
-span. Screenshots go to ``test-artifacts/`` and, for the README, to
-``docs/images/admin-list.png`` and ``docs/images/admin-trace.png``.
+span. Screenshots go to ``test-artifacts/``; the README's come from the demo's
+own traces (``scripts/screenshots.py``).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +30,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-DOCS_IMAGES = ROOT / "docs" / "images"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -70,13 +67,9 @@ def browser_page(monkeypatch) -> Iterator:
         assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def screenshot(page, name: str, docs_name: str | None = None, full_page: bool = False) -> None:
+def screenshot(page, name: str, full_page: bool = False) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=full_page)
-    if docs_name and os.environ.get("AGENTOPS_DOCS_SCREENSHOTS"):  # refresh the README's images on demand
-        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_IMAGES / docs_name)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=full_page)
 
 
 def populate() -> dict:
@@ -144,7 +137,7 @@ def test_a_developer_finds_and_reads_a_trace_in_the_browser(live_server, browser
     assert page.locator(".ao-status--error").count() == 2
     writer = page.locator(".ao-writer").inner_text()
     assert "48,210 spans written" in writer and "0 dropped" in writer
-    screenshot(page, "admin-list.png", "admin-list.png")
+    screenshot(page, "admin-list.png")
 
     # Filter by status, then search the chain's trace id.
     page.click("#changelist-filter a:text-is('Error')")
@@ -172,7 +165,7 @@ def test_a_developer_finds_and_reads_a_trace_in_the_browser(live_server, browser
     assert abs(request_bar["x"] - track["x"]) < 2  # the request starts the axis
     assert retry_bar["x"] + retry_bar["width"] == pytest.approx(track["x"] + track["width"], abs=2)  # and ends it
     assert retry_wait["x"] + retry_wait["width"] == pytest.approx(retry_bar["x"], abs=1.5)
-    assert llm_label["x"] > request_label["x"] + 5 * 14  # indented six levels deeper
+    assert llm_label["x"] > request_label["x"] + 5 * 8  # indented six levels deeper (8 to 14 px a level)
     failed = page.locator(f"[data-span-id='{chain['notify'].span_id}']")
     assert "ao-error" in failed.get_attribute("class")
     assert "ao-contains-error" in page.locator(f"[data-span-id='{chain['request'].span_id}']").get_attribute("class")
@@ -191,7 +184,7 @@ def test_a_developer_finds_and_reads_a_trace_in_the_browser(live_server, browser
     prompt.locator("summary").click()
     assert XSS in prompt.locator("pre").inner_text()
     assert page.locator("#ao-detail script").count() == 0
-    screenshot(page, "admin-trace.png", "admin-trace.png")
+    screenshot(page, "admin-trace.png")
 
     # The failed task shows its traceback; its link opens the trace it linked to.
     page.click(f"[data-span-id='{chain['notify'].span_id}'] a.ao-label")

@@ -222,3 +222,94 @@ def test_any_parent_garbage_shows_every_span_exactly_once_on_the_axis(spec):
         assert 0.0 <= row.left_pct <= 100.0
         assert row.left_pct + row.width_pct <= 100.0 + 1e-9
         assert row.depth >= 0
+
+
+# --- where the time went: self time and the critical path ------------------------------------------
+
+
+def by_id(waterfall):
+    return {row.span_id: row for row in waterfall.rows}
+
+
+def critical(waterfall):
+    return {row.span_id for row in waterfall.rows if row.critical}
+
+
+def test_self_time_is_the_duration_less_the_time_children_cover_counting_overlaps_once():
+    rows = by_id(
+        build_waterfall(
+            [
+                span("root", start=0, duration=100, kind="request"),
+                span("a", "root", start=10, duration=30),  # 10-40
+                span("b", "root", start=30, duration=20),  # 30-50: overlaps a by 10
+                span("c", "root", start=80, duration=40),  # 80-120: outlives root, 20 inside
+            ]
+        )
+    )
+    assert rows["root"].self_ms == 100 - (40 + 20)  # 10-50 and 80-100 covered
+    assert rows["a"].self_ms == 30 and rows["c"].self_ms == 40
+
+
+def test_self_time_ignores_the_part_of_a_child_before_its_parent_started():
+    """Clock skew: a child starting 5 ms before its parent covers only what overlaps."""
+    rows = by_id(build_waterfall([span("p", start=10, duration=50), span("k", "p", start=5, duration=15)]))
+    assert rows["p"].self_ms == 50 - 10
+
+
+def test_the_critical_path_follows_sequential_work_and_skips_work_done_in_parallel():
+    rows = [
+        span("root", start=0, duration=100, kind="agent"),
+        span("llm1", "root", start=5, duration=60, kind="llm"),  # 5-65
+        span("cache", "root", start=10, duration=20),  # 10-30: beside llm1, the agent never waited on it
+        span("llm2", "root", start=70, duration=25, kind="llm"),  # 70-95
+        span("llm2_io", "llm2", start=72, duration=5),  # 72-77, then llm2's own work
+    ]
+    waterfall = build_waterfall(rows)
+    assert critical(waterfall) == {"root", "llm1", "llm2", "llm2_io"}
+
+
+def test_the_critical_path_goes_through_tasks_that_outlive_the_request_that_sent_them():
+    """A view that enqueues a task returns first; the trace ends when the task does."""
+    rows = [
+        span("request", start=0, duration=40, kind="request"),
+        span("render", "request", start=20, duration=15),
+        span("publish", "request", start=5, duration=2, kind="publish"),
+        span("task", "publish", start=60, duration=500, kind="celery.task", **{"celery.queue_wait_ms": 50.0}),
+        span("llm", "task", start=100, duration=400, kind="llm"),
+    ]
+    waterfall = build_waterfall(rows)
+    assert critical(waterfall) == {"request", "publish", "task", "llm"}
+    assert not by_id(waterfall)["render"].critical
+
+
+def test_the_critical_path_of_parallel_branches_is_the_branch_that_ends_last():
+    rows = [
+        span("root", start=0, duration=100),
+        span("fast", "root", start=0, duration=40),
+        span("slow", "root", start=0, duration=90),
+        span("slow_child", "slow", start=50, duration=30),
+    ]
+    assert critical(build_waterfall(rows)) == {"root", "slow", "slow_child"}
+
+
+def test_a_cycle_or_a_ten_thousand_deep_chain_does_not_break_self_time_or_the_critical_path():
+    cycle = build_waterfall([span("a", "b", start=0, duration=10), span("b", "a", start=1, duration=5)])
+    assert len(cycle.rows) == 2 and all(row.self_ms >= 0 for row in cycle.rows)
+    chain = [span("s0", start=0, duration=30_000)]
+    chain += [span(f"s{i}", f"s{i - 1}", start=i, duration=30_000 - 2 * i) for i in range(1, 10_000)]
+    deep = build_waterfall(chain)
+    assert len(critical(deep)) == 10_000
+    assert by_id(deep)["s0"].self_ms == 2  # 1 ms before its child starts, 1 ms after it ends
+
+
+def test_rows_carry_their_end_on_the_axis_for_zooming():
+    waterfall = build_waterfall([span("root", start=0, duration=200), span("child", "root", start=50, duration=100)])
+    assert [(row.offset_ms, row.end_ms) for row in waterfall.rows] == [(0, 200), (50, 150)]
+
+
+def test_a_trace_whose_root_task_waited_in_the_queue_says_how_long_before_its_first_span():
+    waterfall = build_waterfall(
+        [span("task", start=0, duration=100, kind="celery.task", **{"celery.queue_wait_ms": 40.0})]
+    )
+    assert waterfall.queued_before_ms == 40 and waterfall.total_ms == 140
+    assert build_waterfall([span("request", start=0, duration=100)]).queued_before_ms == 0

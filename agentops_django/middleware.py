@@ -18,6 +18,7 @@ included. Host names are never validated here (no ``get_host()``), so a bad
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import random
 import sys
@@ -26,10 +27,12 @@ from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import FileResponse, HttpRequest
 from django.http.response import HttpResponseBase
+from django.utils.functional import empty
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
@@ -40,6 +43,7 @@ from agentops import semconv
 from agentops.integrations import scope as integration
 from agentops.integrations.scope import REDACTED, Scope, capture_internal_exceptions, is_secret_key
 from agentops.semconv import TraceState
+from agentops_django import _process
 from agentops_django.conf import get_config
 
 #: Characters of the path kept in the name of a request no URL pattern matched.
@@ -96,6 +100,7 @@ class AgentOpsMiddleware:
     def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
         self.get_response: Any = get_response
         self.is_async = iscoroutinefunction(get_response)
+        _process.serves_requests()  # made by a request handler: a web process, unless a role is known
         if self.is_async:
             markcoroutinefunction(self)
 
@@ -145,8 +150,6 @@ def on_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> Non
     traced = getattr(request, REQUEST_ATTRIBUTE, None)
     if traced is not None and traced.exception is None:
         traced.exception = sys.exc_info()[1]
-
-
 
 
 def _internal_error(where: str, exc: Exception) -> None:
@@ -280,6 +283,11 @@ def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
         status = response.status_code
         final: dict[str, Any] = {semconv.HTTP_RESPONSE_STATUS_CODE: status}
         route = _route(request)
+        if traced.span.is_recording() and get_config().record_user:
+            try:
+                _record_user(request, final)
+            except Exception as exc:  # a failing user backend costs the user attributes, not the span
+                _internal_error("middleware user", exc)
         if route is not None and traced.span.is_recording():
             traced.span.update_name(f"{traced.method} {route}")
             final[semconv.HTTP_ROUTE] = route
@@ -301,6 +309,31 @@ def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
     finally:
         context_api.detach(token)
     return response
+
+
+def _record_user(request: Any, final: dict[str, Any]) -> None:
+    """Add the authenticated user's id and username to ``final``; nothing for an anonymous user.
+
+    A ``request.user`` the view never looked at is still Django's lazy object:
+    without a session cookie it can only be anonymous, so it is not evaluated
+    (that would cost a session query for nothing).
+    """
+    user = getattr(request, "user", None)
+    if user is None:
+        return
+    if getattr(user, "__dict__", {}).get("_wrapped", None) is empty:
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # a sync request: evaluating it is what the view would have done
+        else:
+            return  # an async request: its lazy user would query the database from the event loop
+    if not getattr(user, "is_authenticated", False):
+        return
+    final[semconv.USER_ID] = str(user.pk)[:64]
+    final[semconv.USER_NAME] = str(user.get_username())[:150]
 
 
 def _fail(traced: _Traced, exc: BaseException, token: Any) -> None:

@@ -1,4 +1,4 @@
-"""Which trace is the one I want: the list's substring search, user and process search, sorts and the host/worker filter.
+"""Which trace is the one I want: the list's substring, user and process search, its sorts and host/worker filter.
 
 Runs on SQLite and on PostgreSQL (``AGENTOPS_TEST_DATABASE=postgres``); on
 PostgreSQL the plans are checked too: each sort and search is served by an
@@ -108,7 +108,7 @@ def test_percent_and_underscore_in_a_search_are_plain_characters(admin_client, t
 )
 def test_the_list_sorts_by_duration_spans_errors_tokens_and_cost_both_ways(admin_client, traces, column, descending):
     response = admin_client.get(LIST_URL)
-    headers = [field for field in response.context["cl"].list_display]
+    headers = list(response.context["cl"].list_display)
     index = headers.index(column)
     assert listed_names(admin_client.get(LIST_URL, {"o": f"-{index}"})) == descending
     ascending = listed_names(admin_client.get(LIST_URL, {"o": f"{index}"}))
@@ -136,7 +136,8 @@ def test_the_host_or_worker_filter_offers_the_processes_that_reported_recently(a
     old = WriterStats.objects.create(host="gone-host", pid=3, process_started_at=now)
     WriterStats.objects.filter(pk=old.pk).update(updated_at=now - dt.timedelta(days=3))
     response = admin_client.get(LIST_URL)
-    process_filter = next(f for f in response.context["cl"].filter_specs if getattr(f, "parameter_name", "") == "process")
+    specs = response.context["cl"].filter_specs
+    process_filter = next(f for f in specs if getattr(f, "parameter_name", "") == "process")
     assert process_filter.lookup_choices == [
         ("web-1", "host web-1"),
         ("worker-2", "host worker-2"),

@@ -131,9 +131,13 @@ class DatabaseSpanProcessor(BoundedBatchProcessor):
             return
         for attempt in (1, 2):
             try:
-                store_writer_stats(
+                row_id = store_writer_stats(
                     self.alias, self._host, self._pid, self._process_started_at, current, self._identity()
                 )
+                process = self.exporter.process
+                if process is not None and process[0] != row_id:
+                    # The row was deleted meanwhile (agentops_prune after a long silence): point at the new one.
+                    self.exporter.process = (row_id, process[1])
                 self.exporter.used_at = time.monotonic()
                 break
             except (DatabaseError, InterfaceError) as exc:

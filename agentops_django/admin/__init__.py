@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 ROWS_PER_PAGE = 2000
 #: The name filter offers the names of this many most recent traces.
 RECENT_NAMES_WINDOW = 1000
+#: Hosts and workers named per trace in the list (the rest are counted).
+PROCESSES_SHOWN = 3
 #: The writer counters above the list add up processes that reported within this window.
 WRITER_STATS_WINDOW = dt.timedelta(days=1)
 
@@ -166,14 +168,16 @@ class TraceAdmin(admin.ModelAdmin):
         "display_name",
         "root_kind",
         "status_badge",
+        # Who and where before the numbers: with the app list and the filters open
+        # the numbers scroll sideways first.
+        "user",
+        "processes",
         "started",
         "duration",
         "span_total",  # not "spans": the admin would sort by the reverse relation of that name
         "errors",
         "tokens",
         "cost_display",
-        "user",
-        "processes",
     )
     list_display_links = ("display_name",)
     list_filter = ("status", FailedSpansFilter, "kind", RecentFilter, NameFilter, ProcessFilter)
@@ -192,7 +196,7 @@ class TraceAdmin(admin.ModelAdmin):
     change_list_template = "agentops_django/trace_change_list.html"
 
     class Media:
-        css = {"all": ("agentops_django/trace.css",)}
+        css = {"all": ("agentops_django/trace.css", "agentops_django/list.css")}
 
     # --- columns ---
 
@@ -269,11 +273,17 @@ class TraceAdmin(admin.ModelAdmin):
         labels = [label for label in obj.processes_text.split("|") if label]
         if not labels:
             return DASH
-        return format_html_join(
-            " ",
-            '<a class="ao-proc" href="?{}">{}</a>',
-            ((urlencode({"process": label}), label) for label in labels[:4]),
+        # A worker node (celery@host) names its host already.
+        nodes = {label.partition("@")[2] for label in labels if "@" in label}
+        shown = [label for label in labels if label not in nodes]
+        links = format_html_join(
+            "",
+            '<a class="ao-proc" href="?{}" title="{}">{}</a>',
+            ((urlencode({"process": label}), label, label) for label in shown[:PROCESSES_SHOWN]),
         )
+        if len(shown) > PROCESSES_SHOWN:
+            return format_html('{}<span class="ao-quiet">+{} more</span>', links, len(shown) - PROCESSES_SHOWN)
+        return links
 
     @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
     def action_checkbox(self, obj: Trace) -> str:

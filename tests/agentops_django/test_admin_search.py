@@ -122,7 +122,8 @@ def test_the_list_sorts_by_duration_spans_errors_tokens_and_cost_both_ways(admin
 def test_the_list_shows_the_user_and_the_hosts_and_workers_with_links_to_their_traces(admin_client, traces):
     html = admin_client.get(LIST_URL).content.decode()
     assert re.search(r'<a class="ao-user" href="\?q=user%3Aalice"[^>]*>alice</a>', html)
-    assert '<a class="ao-proc" href="?process=celery%40worker-2">celery@worker-2</a>' in html
+    assert '<a class="ao-proc" href="?process=celery%40worker-2" title="celery@worker-2">celery@worker-2</a>' in html
+    assert '>worker-2</a>' not in html  # the worker names its host
     linked = admin_client.get(LIST_URL, {"process": "celery@worker-2"})
     assert listed_names(linked) == ["summarise_chord"]
 

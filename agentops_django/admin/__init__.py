@@ -142,13 +142,19 @@ class TraceChangeList(ChangeList):
     """The admin's change list, plus what our pagination template needs."""
 
     def _get_deterministic_ordering(self, ordering):
-        """The primary key that breaks ties goes the way of the sort, so one index serves both directions."""
-        ordering = list(ordering)
-        if ordering and ordering[-1] in ("-pk", "pk", "-id", "id"):
-            return ordering
-        first = ordering[0] if ordering else ""
-        descending = isinstance(first, str) and first.startswith("-")
-        return [*ordering, "-pk" if descending or not first else "pk"]
+        """A sort by one column, ties broken by the primary key in the same direction: one index serves it.
+
+        The admin would add the default ``-started_at`` after the chosen
+        column; ``(column, started_at, id)`` has no index, so ties (many, for
+        errors or tokens) would be sorted in full. The id grows as traces are
+        stored, so it orders ties much as the start time would.
+        """
+        ordering = [field for field in ordering if isinstance(field, str)]
+        if not ordering:
+            return ["-started_at", "-pk"]
+        first = ordering[0]
+        descending = first.startswith("-")
+        return [first, "-pk" if descending else "pk"]
 
     def get_results(self, request):
         super().get_results(request)

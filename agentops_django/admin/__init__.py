@@ -53,7 +53,7 @@ from agentops_django.admin._page import (
     span_rows,
 )
 from agentops_django.admin._paginator import EstimatedCountPaginator
-from agentops_django.admin._search import ProcessFilter, search_filter
+from agentops_django.admin._search import ProcessFilter, SearchPaginator, search_filter
 from agentops_django.admin._tree import build_waterfall
 from agentops_django.conf import get_config
 from agentops_django.models import Span, Trace, TraceStatus, WriterStats
@@ -276,7 +276,8 @@ class TraceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Hosts / workers")
     def processes(self, obj: Trace) -> str:
-        labels = [label for label in obj.processes_text.split("|") if label]
+        # (A label may be stored twice: a process adds its labels unless all of them are listed already.)
+        labels = list(dict.fromkeys(label for label in obj.processes_text.split("|") if label))
         if not labels:
             return DASH
         # A worker node (celery@host) names its host already.
@@ -316,6 +317,11 @@ class TraceAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return TraceChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        if request.GET.get("q", "").strip() or request.GET.get(ProcessFilter.parameter_name):
+            return SearchPaginator(queryset, per_page, orphans, allow_empty_first_page)
+        return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():

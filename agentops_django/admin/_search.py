@@ -20,10 +20,13 @@ import datetime as dt
 import re
 
 from django.contrib import admin
+from django.db import connections, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from agentops_django.admin._page import HEX32
+from agentops_django.admin._paginator import EstimatedCountPaginator
 from agentops_django.models import Span, WriterStats
 from agentops_django.routers import database
 
@@ -69,6 +72,34 @@ def search_filter(term: str) -> Q:
     if HEX_PREFIX.fullmatch(term):
         return Q(trace_id__startswith=term.lower()) | Q(name__icontains=term)
     return Q(name__icontains=term) | Q(tags_text__contains=_whole(term)) | Q(username=term)
+
+
+class SearchPaginator(EstimatedCountPaginator):
+    """The paginator of a search: matches counted up to 1,000, through the indexes on PostgreSQL.
+
+    Counting 10,000 matches of a substring costs more than the page itself,
+    and twenty pages of results are plenty. The capped count is a choice
+    between reading the table until 1,001 matches are found (right when
+    matches are dense) and the trigram index (right when they are sparse).
+    ``UPPER(...) LIKE`` costs more per row than the planner's default
+    operator cost assumes, so it read half the table for a name 2% of traces
+    have (200 ms at 200,000 traces); at four times that cost
+    (``SET LOCAL cpu_operator_cost``, in its own transaction, for that one
+    statement) it chose right for every search the admin benchmark measures.
+    """
+
+    cap = 1_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        db = getattr(queryset, "db", None)
+        if db is None or connections[db].vendor != "postgresql":
+            return super().count
+        with transaction.atomic(using=db):
+            with connections[db].cursor() as cursor:
+                cursor.execute("SET LOCAL cpu_operator_cost = 0.01")
+            return super().count
 
 
 class ProcessFilter(admin.SimpleListFilter):

@@ -234,3 +234,16 @@ def test_on_postgresql_substring_searches_read_trigram_indexes(postgres, traces,
         pytest.skip("pg_trgm could not be installed in the test database")
     plan = _plan(Trace.objects.filter(search_filter(term)).order_by("-started_at")[:50], bitmap=True)
     assert f"Bitmap Index Scan on {index}" in plan, plan
+
+
+def test_a_search_counts_its_matches_up_to_its_own_smaller_cap(admin_client, traces, monkeypatch):
+    """Twenty pages of matches are plenty: a search stops counting at 1,000 ("more than 1,000 traces")."""
+    from agentops_django.admin._paginator import EstimatedCountPaginator
+    from agentops_django.admin._search import SearchPaginator
+
+    assert SearchPaginator.cap == 1_000 < EstimatedCountPaginator.cap
+    monkeypatch.setattr(SearchPaginator, "cap", 1)
+    html = admin_client.get(LIST_URL, {"q": "host:web-1"}).content.decode()
+    assert "more than 1 trace" in html
+    assert "more than" not in admin_client.get(LIST_URL).content.decode()
+    assert "more than" in admin_client.get(LIST_URL, {"process": "web-1"}).content.decode()

@@ -306,12 +306,17 @@ def store_writer_stats(
     connection = connections[alias]
     times = _rows.time_format(connection.vendor)
     params = [host, pid, _adapt(started, times), *counters, *identity, _adapt(dt.datetime.now(dt.UTC), times)]
+    returning = connection.features.can_return_columns_from_insert
     with _cursor(connection) as cursor:
-        cursor.execute(upsert_stats_sql(), params)
+        cursor.execute(upsert_stats_sql(returning=returning), params)
+        if not returning:  # SQLite before 3.35
+            cursor.execute(
+                f"SELECT id FROM {STATS_TABLE} WHERE host = %s AND pid = %s AND process_started_at = %s", params[:3]
+            )
         return int(cursor.fetchone()[0])
 
 
-def upsert_stats_sql() -> str:
+def upsert_stats_sql(returning: bool = True) -> str:
     """Upsert of one process's writer counters (absolute values) and identity, returning the row's id."""
     columns = (
         "host",
@@ -329,7 +334,7 @@ def upsert_stats_sql() -> str:
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[3:])
     return (
         f"INSERT INTO {STATS_TABLE} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT (host, pid, process_started_at) DO UPDATE SET {updates} RETURNING id"
+        f"ON CONFLICT (host, pid, process_started_at) DO UPDATE SET {updates}{' RETURNING id' if returning else ''}"
     )
 
 

@@ -194,3 +194,22 @@ def test_a_span_row_without_a_process_is_stored_as_before(transactional_db: Any)
     trace_id = new_trace_id()
     write_batch("default", [make_span(trace_id, 1, name="alone")])
     assert Span.objects.get(trace_id=format(trace_id, "032x")).process_id is None
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "sqlite-before-3.35"])
+def test_the_process_row_id_is_found_with_or_without_returning(
+    transactional_db: Any, monkeypatch: Any, returning: bool
+) -> None:
+    import datetime as dt
+
+    from django.db import connection
+
+    from agentops_django.writer._store import store_writer_stats
+
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", returning)
+    started = dt.datetime.now(dt.UTC)
+    first = store_writer_stats("default", "box", 7, started, (1, 0, 0), ("web", "shop", "", None))
+    again = store_writer_stats("default", "box", 7, started, (2, 0, 0), ("web", "shop", "", None))
+    row = WriterStats.objects.get()
+    assert first == again == row.pk
+    assert (row.spans_written, row.role, row.service_name) == (2, "web", "shop")

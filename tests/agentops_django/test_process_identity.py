@@ -206,10 +206,11 @@ def test_the_process_row_id_is_found_with_or_without_returning(
 
     from agentops_django.writer._store import store_writer_stats
 
-    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", returning)
     started = dt.datetime.now(dt.UTC)
-    first = store_writer_stats("default", "box", 7, started, (1, 0, 0), ("web", "shop", "", None))
-    again = store_writer_stats("default", "box", 7, started, (2, 0, 0), ("web", "shop", "", None))
+    with monkeypatch.context() as patch:  # undone before the test database is flushed
+        patch.setattr(connection.features, "can_return_columns_from_insert", returning)
+        first = store_writer_stats("default", "box", 7, started, (1, 0, 0), ("web", "shop", "", None))
+        again = store_writer_stats("default", "box", 7, started, (2, 0, 0), ("web", "shop", "", None))
     row = WriterStats.objects.get()
     assert first == again == row.pk
     assert (row.spans_written, row.role, row.service_name) == (2, "web", "shop")

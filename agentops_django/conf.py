@@ -166,7 +166,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("CAPTURE_CONTENT", None, "optional_bool", "None: the SDK's default (on) / AGENTOPS_CAPTURE_CONTENT"),
     Option("REDACT_KEYS", None, "strings", "keys masked in payloads; None: the SDK's list"),
     Option("MAX_PAYLOAD_SIZE", None, "optional_int", "characters kept of one payload; None: the SDK's default", low=1),
-    Option("SERVICE_NAME", None, "optional_str", "service.name of the provider agentops creates"),
+    Option("SERVICE_NAME", None, "optional_str", "service.name; None: the project's name (mysite.settings: mysite)"),
     Option("DEFAULT_TAGS", None, "strings", "tags added to every manual trace"),
     Option("INSTRUMENT_LLM_CALLS", None, "optional_bool", "wrap the OpenAI/Anthropic clients; None: the SDK's default"),
     Option("EXPORTERS", [], "exporters", 'extra exporters: "otlp", "console", or dotted paths'),

@@ -33,6 +33,8 @@ ENV_INSTRUMENT_LLM_CALLS = "AGENTOPS_INSTRUMENT_LLM_CALLS"
 ENV_DEFAULT_TAGS = "AGENTOPS_DEFAULT_TAGS"
 ENV_TRACE_NAME = "AGENTOPS_TRACE_NAME"
 ENV_SERVICE_NAME = "AGENTOPS_SERVICE_NAME"
+#: ``key=value,key=value`` (as ``OTEL_RESOURCE_ATTRIBUTES``).
+ENV_RESOURCE_ATTRIBUTES = "AGENTOPS_RESOURCE_ATTRIBUTES"
 ENV_EXPORTERS = "AGENTOPS_EXPORTERS"
 ENV_CAPTURE_CONTENT = "AGENTOPS_CAPTURE_CONTENT"
 ENV_MAX_PAYLOAD_SIZE = "AGENTOPS_MAX_PAYLOAD_SIZE"
@@ -100,6 +102,9 @@ class Config:
         default_tags: Tags added to every trace.
         trace_name: Name of the trace ``init()`` starts.
         service_name: The ``service.name`` resource of a provider agentops creates.
+        resource_attributes: More resource attributes of a provider agentops
+            creates (it adds ``host.name`` and ``process.pid`` itself), e.g.
+            the process's role.
         exporters: Exporter names (see :data:`EXPORTER_NAMES`) or exporter objects.
         capture_content: Record inputs, outputs, prompts and completions.
         max_payload_size: Characters kept of one recorded payload.
@@ -127,6 +132,7 @@ class Config:
     default_tags: tuple[str, ...] = ()
     trace_name: str = "session"
     service_name: str = semconv.DEFAULT_SERVICE_NAME
+    resource_attributes: Mapping[str, str | int] = dataclasses.field(default_factory=dict)
     exporters: tuple[Any, ...] = ()
     capture_content: bool = True
     max_payload_size: int = 16_384
@@ -207,6 +213,11 @@ def resolve(options: Mapping[str, Any], env: Mapping[str, str] | None = None) ->
     values["default_tags"] = tuple(dict.fromkeys(tags))
     values["trace_name"] = str(given.get("trace_name") or env.get(ENV_TRACE_NAME) or defaults.trace_name)
     values["service_name"] = str(given.get("service_name") or env.get(ENV_SERVICE_NAME) or defaults.service_name)
+    resource = given.get("resource_attributes", env.get(ENV_RESOURCE_ATTRIBUTES))
+    if isinstance(resource, str):
+        pairs = (item.partition("=") for item in resource.split(","))
+        resource = {key.strip(): value.strip() for key, sep, value in pairs if sep and key.strip()}
+    values["resource_attributes"] = dict(resource) if isinstance(resource, Mapping) else {}
 
     exporters = given.get("exporters", env.get(ENV_EXPORTERS, ""))
     if isinstance(exporters, str):
@@ -322,6 +333,7 @@ def init_options(
     exporter: SpanExporter | None = None,
     processor: SpanProcessor | None = None,
     service_name: str | None = None,
+    resource_attributes: Mapping[str, str | int] | None = None,
     exporters: Sequence[str | SpanExporter | SpanProcessor] | str | None = None,
     capture_content: bool | None = None,
     max_payload_size: int | None = None,
@@ -367,6 +379,7 @@ def init_options(
         processor: An OpenTelemetry ``SpanProcessor`` that sees every span;
             added to ``exporters``.
         service_name: ``service.name`` of a provider agentops creates.
+        resource_attributes: More resource attributes of a provider agentops creates.
         exporters: ``"console"``, ``"memory"``, ``"otlp"``, exporter or
             processor objects (``AGENTOPS_EXPORTERS``).
         capture_content: Record inputs, outputs, prompts and completions.

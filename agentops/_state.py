@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -181,7 +182,7 @@ def _ensure_provider(config: Config) -> None:
         state.owns_provider = False
     else:
         provider = TracerProvider(
-            resource=Resource.create({"service.name": config.service_name}),
+            resource=Resource.create(_resource_attributes(config)),
             # Size caps for attributes set by any instrumentation on this provider.
             span_limits=SpanLimits(max_attribute_length=max(config.max_payload_size * 2, 1024)),
         )
@@ -273,6 +274,20 @@ def configure(config: Config) -> None:
                 kept.append((exporter, new))
                 state.dispatcher.add(new)
         state.exporters = kept
+
+
+def _resource_attributes(config: Config) -> dict[str, Any]:
+    """The process identity known at start-up: service, host and pid, and what the integration adds.
+
+    (A forked child keeps its parent's provider, so its resource keeps the
+    parent's pid; the Django writer stores each span's real process.)
+    """
+    return {
+        semconv.HOST_NAME: socket.gethostname(),
+        semconv.PROCESS_PID: os.getpid(),
+        **config.resource_attributes,
+        semconv.SERVICE_NAME: config.service_name,
+    }
 
 
 def _service_name(provider: TracerProvider) -> Any:

@@ -289,6 +289,11 @@ CELERY_WORKER_NODE = "celery.worker.node"
 CELERY_WORKER_POOL_INDEX = "celery.worker.pool_index"
 
 
+#: The authenticated user of a request (OpenTelemetry's ``user.*`` names): id and username.
+USER_ID = "user.id"
+USER_NAME = "user.name"
+
+
 class ProcessRole:
     """Values of :data:`AGENTOPS_PROCESS_ROLE`."""
 

@@ -8,6 +8,7 @@ inherits the result and re-creates only the writer's queue and thread.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -17,6 +18,8 @@ from django.dispatch import receiver
 
 import agentops
 from agentops.integrations.scope import capture_internal_exceptions
+from agentops.semconv import ProcessRole
+from agentops_django import _process
 from agentops_django.conf import MIDDLEWARE_PATH, get_config, resolve_exporters
 
 logger = logging.getLogger(__name__)
@@ -61,6 +64,11 @@ def setup() -> None:
             return
         given = {name: getattr(config, name) for name in _INIT_OPTIONS}
         options: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+        if "service_name" not in options and not os.environ.get("AGENTOPS_SERVICE_NAME"):
+            project = _process.default_service_name(getattr(settings, "SETTINGS_MODULE", None))
+            if project:
+                options["service_name"] = project
+        options["resource_attributes"] = _process.resource_attributes()
         agentops.init(auto_start_session=False, exporters=resolve_exporters(config.exporters), **options)
         global _initialised
         _initialised = True
@@ -143,14 +151,38 @@ def connect_celery() -> bool:
     celery_tracing.connect()
     # A prefork child sets itself up again (its writer thread, its state).
     signals.worker_process_init.connect(_on_worker_process_init, weak=False, dispatch_uid=_WORKER_INIT_UID)
+    # The process identity the writer stores with every span.
+    signals.celeryd_init.connect(_on_celeryd_init, weak=False, dispatch_uid=f"{__name__}.celeryd_init")
+    signals.worker_init.connect(_on_worker_init, weak=False, dispatch_uid=f"{__name__}.worker_init")
+    signals.beat_init.connect(_on_beat_init, weak=False, dispatch_uid=f"{__name__}.beat_init")
     return True
 
 
 _WORKER_INIT_UID = "agentops_django._wiring.worker_process_init"
 
 
+def _on_celeryd_init(sender: Any = None, **_: Any) -> None:
+    with capture_internal_exceptions("celery celeryd_init"):
+        _process.set_role(ProcessRole.WORKER, worker_node=str(sender) if sender else None)
+
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    with capture_internal_exceptions("celery worker_init"):
+        node = getattr(sender, "hostname", None)
+        _process.set_role(ProcessRole.WORKER, worker_node=str(node) if node else None)
+
+
+def _on_beat_init(**_: Any) -> None:
+    with capture_internal_exceptions("celery beat_init"):
+        _process.set_role(ProcessRole.BEAT)
+
+
 def _on_worker_process_init(**_: Any) -> None:
     with capture_internal_exceptions("celery worker_process_init"):
+        from billiard.process import current_process
+
+        index = getattr(current_process(), "index", None)
+        _process.set_role(ProcessRole.WORKER, pool_index=index if isinstance(index, int) else None)
         if settings.configured:  # not a Django worker: nothing of ours to set up
             setup()
 

@@ -162,10 +162,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("TRUST_INCOMING_TRACEPARENT", False, "bool", "continue a W3C traceparent sent by the client"),
     Option("SHOULD_TRACE_REQUEST", None, "callable", "dotted path of a callable(request) -> bool"),
     Option("RECORD_HEADERS", False, "bool", "record request headers (Authorization/Cookie redacted)"),
+    Option("RECORD_USER", True, "bool", "record the authenticated user's id and username (never anonymous)"),
     Option("CAPTURE_CONTENT", None, "optional_bool", "None: the SDK's default (on) / AGENTOPS_CAPTURE_CONTENT"),
     Option("REDACT_KEYS", None, "strings", "keys masked in payloads; None: the SDK's list"),
     Option("MAX_PAYLOAD_SIZE", None, "optional_int", "characters kept of one payload; None: the SDK's default", low=1),
-    Option("SERVICE_NAME", None, "optional_str", "service.name of the provider agentops creates"),
+    Option("SERVICE_NAME", None, "optional_str", "service.name; None: the project's name (mysite.settings: mysite)"),
     Option("DEFAULT_TAGS", None, "strings", "tags added to every manual trace"),
     Option("INSTRUMENT_LLM_CALLS", None, "optional_bool", "wrap the OpenAI/Anthropic clients; None: the SDK's default"),
     Option("EXPORTERS", [], "exporters", 'extra exporters: "otlp", "console", or dotted paths'),
@@ -226,6 +227,7 @@ class AgentOpsSettings:
     trust_traceparent: bool
     should_trace: Callable[[Any], bool] | None
     record_headers: bool
+    record_user: bool
     capture_content: bool | None
     redact_keys: tuple[str, ...] | None
     max_payload_size: int | None
@@ -352,6 +354,7 @@ def get_config() -> AgentOpsSettings:
         trust_traceparent=v["TRUST_INCOMING_TRACEPARENT"],
         should_trace=_callable(v["SHOULD_TRACE_REQUEST"]),
         record_headers=v["RECORD_HEADERS"],
+        record_user=v["RECORD_USER"],
         capture_content=v["CAPTURE_CONTENT"],
         redact_keys=strings(v["REDACT_KEYS"]),
         max_payload_size=v["MAX_PAYLOAD_SIZE"],

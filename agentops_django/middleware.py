@@ -30,6 +30,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import FileResponse, HttpRequest
 from django.http.response import HttpResponseBase
+from django.utils.functional import empty
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
@@ -40,7 +41,7 @@ from agentops import semconv
 from agentops.integrations import scope as integration
 from agentops.integrations.scope import REDACTED, Scope, capture_internal_exceptions, is_secret_key
 from agentops.semconv import TraceState
-from agentops_django import queries
+from agentops_django import _process, queries
 from agentops_django.conf import get_config
 
 #: Characters of the path kept in the name of a request no URL pattern matched.
@@ -97,6 +98,7 @@ class AgentOpsMiddleware:
     def __init__(self, get_response: GetResponse | AsyncGetResponse) -> None:
         self.get_response: Any = get_response
         self.is_async = iscoroutinefunction(get_response)
+        _process.serves_requests()  # made by a request handler: a web process, unless a role is known
         if self.is_async:
             markcoroutinefunction(self)
 
@@ -280,6 +282,11 @@ def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
         status = response.status_code
         final: dict[str, Any] = {semconv.HTTP_RESPONSE_STATUS_CODE: status}
         route = _route(request)
+        if traced.span.is_recording() and get_config().record_user:
+            try:
+                _record_user(request, final)
+            except Exception as exc:  # a failing user backend costs the user attributes, not the span
+                _internal_error("middleware user", exc)
         if route is not None and traced.span.is_recording():
             traced.span.update_name(f"{traced.method} {route}")
             final[semconv.HTTP_ROUTE] = route
@@ -301,6 +308,24 @@ def _respond(traced: _Traced, request: Any, response: Any, token: Any) -> Any:
     finally:
         context_api.detach(token)
     return response
+
+
+def _record_user(request: Any, final: dict[str, Any]) -> None:
+    """Add the authenticated user's id and username to ``final``; nothing for an anonymous user.
+
+    Only a user the request already loaded is recorded: a ``request.user`` that
+    nothing looked at is still Django's lazy object, and evaluating it would
+    add a session and a user query to the host's request (or query the
+    database from an async request's event loop). Views, templates showing the
+    user, permission checks and token authentication all load it.
+    """
+    user = getattr(request, "user", None)
+    if user is None or getattr(user, "__dict__", {}).get("_wrapped", None) is empty:
+        return
+    if not getattr(user, "is_authenticated", False):
+        return
+    final[semconv.USER_ID] = str(user.pk)[:64]
+    final[semconv.USER_NAME] = str(user.get_username())[:150]
 
 
 def _fail(traced: _Traced, exc: BaseException, token: Any) -> None:

@@ -27,6 +27,19 @@ class TraceKind(models.TextChoices):
     MANUAL = "manual", "Manual"
 
 
+#: One index per sortable summary column (with the primary key the admin adds for a total order).
+SORT_INDEXES = [
+    models.Index(fields=[f"-{column}", "-id"], name=f"agentops_trace_by_{short}")
+    for column, short in (
+        ("duration_ms", "duration"),
+        ("span_count", "spans"),
+        ("error_count", "errors"),
+        ("total_tokens", "tokens"),
+        ("cost", "cost"),
+    )
+]
+
+
 class Trace(models.Model):
     """A trace's summary, upserted by the writer as its spans arrive from any process."""
 
@@ -55,10 +68,19 @@ class Trace(models.Model):
     #: "|tag1|tag2|" so the admin can search a tag on any database.
     tags_text = models.CharField(max_length=1024, blank=True, default="")
     service_name = models.CharField(max_length=255, blank=True, default="")
+    #: "|host|worker node|" of the processes that stored its spans, so the list can filter by host or worker.
+    processes_text = models.CharField(max_length=1024, blank=True, default="", db_default="")
+    #: The authenticated user of a request trace (``AGENTOPS["RECORD_USER"]``); empty otherwise.
+    user_id = models.CharField(max_length=64, blank=True, default="", db_default="")
+    username = models.CharField(max_length=150, blank=True, default="", db_default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-started_at"]
+        # On PostgreSQL, migration 0004 also adds trigram (pg_trgm) GIN indexes for
+        # substring search on UPPER(name), tags_text and processes_text (and on the
+        # span table's UPPER(name)) when the extension can be had; they are not
+        # declared here because they exist only there.
         indexes = [
             models.Index(fields=["-started_at"], name="agentops_trace_started"),
             models.Index(fields=["status", "-started_at"], name="agentops_trace_status"),
@@ -66,6 +88,9 @@ class Trace(models.Model):
             models.Index(fields=["name", "-started_at"], name="agentops_trace_name"),
             # Name-prefix search (LIKE 'x%') on PostgreSQL under a non-C collation.
             models.Index(fields=["name"], name="agentops_trace_name_prefix", opclasses=["varchar_pattern_ops"]),
+            # The list's sorts (both directions: an index is read backwards too) and the user filter.
+            *SORT_INDEXES,
+            models.Index(fields=["username", "-started_at"], name="agentops_trace_user"),
         ]
 
     def __str__(self) -> str:
@@ -104,6 +129,17 @@ class Span(models.Model):
     service_name = models.CharField(max_length=255, blank=True, default="")
     #: The OpenTelemetry span kind (INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER), so exports need not guess it.
     otel_kind = models.CharField(max_length=16, blank=True, default="", db_default="")
+    #: The process that ended the span (its writer stored it): host, pid, role, worker.
+    #: No constraint and no index: process rows are pruned apart from spans, and only looked up by id.
+    process = models.ForeignKey(
+        "WriterStats",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["started_at"]
@@ -119,11 +155,18 @@ class Span(models.Model):
 
 
 class WriterStats(models.Model):
-    """Per-process counters of the database writer, so drops are visible in the admin."""
+    """One process that stores spans: its identity, and its writer's counters so drops are visible in the admin."""
 
     host = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
     process_started_at = models.DateTimeField()
+    #: web, worker, beat, command or other (:class:`agentops.semconv.ProcessRole`).
+    role = models.CharField(max_length=16, blank=True, default="", db_default="")
+    service_name = models.CharField(max_length=255, blank=True, default="", db_default="")
+    #: The Celery worker's node name (``celery@host``) in a worker's processes.
+    worker_node = models.CharField(max_length=255, blank=True, default="", db_default="")
+    #: The prefork pool child's index.
+    pool_index = models.IntegerField(null=True, blank=True)
     spans_written = models.PositiveBigIntegerField(default=0)
     spans_dropped = models.PositiveBigIntegerField(default=0)
     write_errors = models.PositiveBigIntegerField(default=0)
@@ -138,6 +181,13 @@ class WriterStats(models.Model):
     def __str__(self) -> str:
         return f"{self.host}:{self.pid}"
 
+    @property
+    def label(self) -> str:
+        """How the admin names the process: ``role host pid N`` and the worker and pool child if any."""
+        parts = [self.role or "process", f"{self.host} pid {self.pid}"]
+        if self.worker_node:
+            parts.append(self.worker_node + (f" #{self.pool_index}" if self.pool_index is not None else ""))
+        return " · ".join(parts)
 
 class Rollup(models.Model):
     """Per minute (and per hour) and per key: what the overview page adds up, kept by the writer.

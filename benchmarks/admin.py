@@ -30,7 +30,11 @@ DB_NAME = "agentops_bench_admin"
 SPREAD_DAYS = [30.0]
 SPANS_PER_TRACE = 10
 NAMES = [f"GET /api/items/{i}/" for i in range(20)] + [f"shop.tasks.job_{i}" for i in range(20)]
-NAMES += [f"POST /api/chat/{i}/" for i in range(10)]
+NAMES += [f"POST /api/chat/{i}/" for i in range(10)] + ["POST /inquiries/", "shop.tasks.summarise_chord"]
+#: Request traces with a logged-in user (of this many users), hosts and Celery workers.
+USERS = 5_000
+HOSTS = 4
+WORKERS = 8
 
 urlpatterns: list = []
 
@@ -164,6 +168,10 @@ def trace_lines(count: int, now: dt.datetime, rng: random.Random) -> Iterator[tu
             offset += 3.0
         total = offset + 40
         tags = "|bench|" if i % 10 else "|bench|vip|"
+        web = f"web-{i % HOSTS}"
+        worker = f"worker-{rng.randrange(WORKERS)}"
+        processes = f"|{web}|{worker}|celery@{worker}|" if kind == "request" else f"|{worker}|celery@{worker}|"
+        user = rng.randrange(USERS) if kind == "request" and rng.random() < 0.7 else None
         trace = "\t".join(
             [
                 trace_id,
@@ -184,6 +192,9 @@ def trace_lines(count: int, now: dt.datetime, rng: random.Random) -> Iterator[tu
                 json.dumps(tags.strip("|").split("|")),
                 tags,
                 "bench",
+                processes,
+                "" if user is None else str(user),
+                "" if user is None else f"user_{user}",
                 _ts(now),
             ]
         )
@@ -192,7 +203,8 @@ def trace_lines(count: int, now: dt.datetime, rng: random.Random) -> Iterator[tu
 
 TRACE_COLUMNS = (
     "trace_id, name, status, kind, root_span_id, root_rank, started_at, ended_at, duration_ms, span_count, "
-    "error_count, input_tokens, output_tokens, total_tokens, cost, tags, tags_text, service_name, updated_at"
+    "error_count, input_tokens, output_tokens, total_tokens, cost, tags, tags_text, service_name, "
+    "processes_text, user_id, username, updated_at"
 )
 SPAN_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, status, status_message, started_at, ended_at, duration_ms, "
@@ -265,7 +277,8 @@ def load(count: int, big: int, host: str, port: int, name: str) -> str:
                 copy.write(spans.getvalue())
             cursor.execute(
                 f"INSERT INTO agentops_django_trace ({TRACE_COLUMNS}) VALUES "
-                "(%s, 'big trace', 'Success', 'request', %s, 2, %s, %s, %s, %s, 0, 0, 0, 0, 0, '[]', '', 'bench', %s)",
+                "(%s, 'big trace', 'Success', 'request', %s, 2, %s, %s, %s, %s, 0, 0, 0, 0, 0, '[]', '', 'bench', "
+                "'|web-0|', '', '', %s)",
                 [big_id, root, started, started + dt.timedelta(milliseconds=big * 2 + 5), big * 2 + 5.0, big, now],
             )
         conn.commit()
@@ -356,6 +369,15 @@ def measure(big_id: str, repeat: int, count: int) -> list[tuple[str, float, int]
     big_pk = Trace.objects.get(trace_id=big_id).pk
     page = max(1, min(50, count // 100))
     month_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+    from django.contrib import admin
+
+    columns = list(admin.site._registry[Trace].list_display)
+
+    def sort(column: str, descending: bool = True) -> str:
+        """The admin's ``o`` parameter for sorting by ``column`` (1-based, after the action checkbox)."""
+        return f"o={'-' if descending else ''}{columns.index(column) + 1}"
+
+    trace_list = "/admin/agentops_django/trace/"
     pages = [
         ("list, unfiltered", "/admin/agentops_django/trace/"),
         (f"list, page {page}", f"/admin/agentops_django/trace/?p={page}"),
@@ -366,6 +388,26 @@ def measure(big_id: str, repeat: int, count: int) -> list[tuple[str, float, int]
         ("list, search id prefix", f"/admin/agentops_django/trace/?q={some[0][:8]}"),
         ("list, search name prefix", "/admin/agentops_django/trace/?q=shop.tasks.job_1"),
         ("list, search tag:vip", "/admin/agentops_django/trace/?q=tag%3Avip"),
+        ("list, search substring, common (chat)", f"{trace_list}?q=chat"),
+        ("list, search substring, 2% (summarise_chord)", f"{trace_list}?q=chord"),
+        ("list, search substring, 2% (/inquiries)", f"{trace_list}?q=%2Finquiries"),
+        ("list, search substring, no match", f"{trace_list}?q=zzz-nothing"),
+        ("list, search user:user_42", f"{trace_list}?q=user%3Auser_42"),
+        ("list, search plain user_42", f"{trace_list}?q=user_42"),
+        ("list, search host:web-1 (25%)", f"{trace_list}?q=host%3Aweb-1"),
+        ("list, search worker:celery@worker-3", f"{trace_list}?q=worker%3Acelery%40worker-3"),
+        ("list, filter process=celery@worker-3", f"{trace_list}?process=celery%40worker-3"),
+        ("list, search span:step 4242 (rare)", f"{trace_list}?q=span%3Astep+4242"),
+        ("list, search span:llm (every trace)", f"{trace_list}?q=span%3Allm"),
+        ("list, sort duration desc", f"{trace_list}?{sort('duration')}"),
+        ("list, sort duration asc", f"{trace_list}?{sort('duration', False)}"),
+        ("list, sort spans desc", f"{trace_list}?{sort('span_total')}"),
+        ("list, sort errors desc", f"{trace_list}?{sort('errors')}"),
+        ("list, sort tokens desc", f"{trace_list}?{sort('tokens')}"),
+        ("list, sort cost desc", f"{trace_list}?{sort('cost_display')}"),
+        ("list, sort cost desc, page 20", f"{trace_list}?{sort('cost_display')}&p=20"),
+        ("list, status=Error, sort cost", f"{trace_list}?status__exact=Error&{sort('cost_display')}"),
+        ("list, user:user_42, sort duration", f"{trace_list}?q=user%3Auser_42&{sort('duration')}"),
         ("trace page, 10 spans", f"/admin/agentops_django/trace/{some[1]}/change/"),
         ("trace page, big trace", f"/admin/agentops_django/trace/{big_pk}/change/"),
         ("trace page, big trace, rows 2001+", f"/admin/agentops_django/trace/{big_pk}/change/?offset=2000"),

@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.http import Http404, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from agentops_django import prune
@@ -55,6 +54,7 @@ from agentops_django.admin._page import (
 )
 from agentops_django.admin._paginator import EstimatedCountPaginator
 from agentops_django.admin._rows import row_html
+from agentops_django.admin._search import ProcessFilter, SearchPaginator, search_filter
 from agentops_django.admin._tree import build_waterfall
 from agentops_django.conf import get_config
 from agentops_django.models import Span, Trace, TraceStatus, WriterStats
@@ -62,11 +62,12 @@ from agentops_django.routers import database
 
 logger = logging.getLogger(__name__)
 
-HEX_PREFIX = re.compile(r"[0-9a-fA-F]{6,31}")
 #: Span rows drawn per page of the waterfall.
 ROWS_PER_PAGE = 2000
 #: The name filter offers the names of this many most recent traces.
 RECENT_NAMES_WINDOW = 1000
+#: Hosts and workers named per trace in the list (the rest are counted).
+PROCESSES_SHOWN = 3
 #: The writer counters above the list add up processes that reported within this window.
 WRITER_STATS_WINDOW = dt.timedelta(days=1)
 
@@ -141,6 +142,21 @@ class NameFilter(admin.SimpleListFilter):
 class TraceChangeList(ChangeList):
     """The admin's change list, plus what our pagination template needs."""
 
+    def _get_deterministic_ordering(self, ordering):
+        """A sort by one column, ties broken by the primary key in the same direction: one index serves it.
+
+        The admin would add the default ``-started_at`` after the chosen
+        column; ``(column, started_at, id)`` has no index, so ties (many, for
+        errors or tokens) would be sorted in full. The id grows as traces are
+        stored, so it orders ties much as the start time would.
+        """
+        ordering = [field for field in ordering if isinstance(field, str)]
+        if not ordering:
+            return ["-started_at", "-pk"]
+        first = ordering[0]
+        descending = first.startswith("-")
+        return [first, "-pk" if descending else "pk"]
+
     def get_results(self, request):
         super().get_results(request)
         self.count_prefix = getattr(self.paginator, "approximate", "")
@@ -151,24 +167,6 @@ class TraceChangeList(ChangeList):
             self.page_range = []
 
 
-def search_filter(term: str) -> Q:
-    """The query a search box term stands for; each branch is served by an index.
-
-    * 32 hex digits: that trace id (the unique index);
-    * 6 to 31 hex digits: trace ids starting with them, or that exact name;
-    * ``tag:foo``: traces tagged ``foo`` (``tags_text`` contains ``|foo|``);
-    * anything else: names starting with the term, or tagged with it.
-    """
-    term = term.strip()
-    if HEX32.fullmatch(term):
-        return Q(trace_id=term.lower())
-    if term.lower().startswith("tag:"):
-        return Q(tags_text__contains=f"|{term[4:].strip()}|")
-    if HEX_PREFIX.fullmatch(term):
-        return Q(trace_id__startswith=term.lower()) | Q(name=term)
-    return Q(name__startswith=term) | Q(tags_text__contains=f"|{term}|")
-
-
 @admin.register(Trace)
 class TraceAdmin(admin.ModelAdmin):
     """Read-only traces: list with summaries, a waterfall per trace, OTLP JSON export."""
@@ -177,19 +175,27 @@ class TraceAdmin(admin.ModelAdmin):
         "display_name",
         "root_kind",
         "status_badge",
+        # Who and where before the numbers: with the app list and the filters open
+        # the numbers scroll sideways first.
+        "user",
+        "processes",
         "started",
         "duration",
-        "spans",
+        "span_total",  # not "spans": the admin would sort by the reverse relation of that name
         "errors",
         "tokens",
         "cost_display",
     )
     list_display_links = ("display_name",)
-    list_filter = ("status", FailedSpansFilter, "kind", RecentFilter, NameFilter)
+    list_filter = ("status", FailedSpansFilter, "kind", RecentFilter, NameFilter, ProcessFilter)
     search_fields = ("trace_id",)  # shows the box; get_search_results does the work
-    search_help_text = "A trace id (or its first 6+ hex digits), a name prefix, or tag:NAME."
+    search_help_text = (
+        "A trace id (or its first 6+ hex digits), part of a name, tag:NAME, user:NAME, "
+        "host:NAME, worker:NAME or span:part of a span's name."
+    )
     ordering = ("-started_at",)
-    sortable_by = ("started",)
+    # Each sort is served by an index (Trace.Meta.indexes).
+    sortable_by = ("started", "duration", "span_total", "errors", "tokens", "cost_display")
     list_per_page = 50
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -197,7 +203,7 @@ class TraceAdmin(admin.ModelAdmin):
     change_list_template = "agentops_django/trace_change_list.html"
 
     class Media:
-        css = {"all": ("agentops_django/trace.css",)}
+        css = {"all": ("agentops_django/trace.css", "agentops_django/list.css")}
 
     # --- columns ---
 
@@ -226,21 +232,21 @@ class TraceAdmin(admin.ModelAdmin):
             local.strftime("%Y-%m-%d %H:%M:%S"),
         )
 
-    @admin.display(description="Duration")
+    @admin.display(description="Duration", ordering="duration_ms")
     def duration(self, obj: Trace) -> str:
         return format_duration(obj.duration_ms)
 
-    @admin.display(description="Spans")
-    def spans(self, obj: Trace) -> str:
+    @admin.display(description="Spans", ordering="span_count")
+    def span_total(self, obj: Trace) -> str:
         return f"{obj.span_count:,}"
 
-    @admin.display(description="Errors")
+    @admin.display(description="Errors", ordering="error_count")
     def errors(self, obj: Trace) -> str:
         if not obj.error_count:
             return "0"
         return format_html('<span class="ao-err-text">{}</span>', f"{obj.error_count:,}")
 
-    @admin.display(description="Tokens")
+    @admin.display(description="Tokens", ordering="total_tokens")
     def tokens(self, obj: Trace) -> str:
         if not obj.total_tokens:
             return DASH
@@ -251,9 +257,41 @@ class TraceAdmin(admin.ModelAdmin):
             f"{obj.total_tokens:,}",
         )
 
-    @admin.display(description="Cost")
+    @admin.display(description="Cost", ordering="cost")
     def cost_display(self, obj: Trace) -> str:
         return format_cost(obj.cost, obj.unpriced_calls)
+
+    @admin.display(description="User")
+    def user(self, obj: Trace) -> str:
+        if not obj.username and not obj.user_id:
+            return DASH
+        name = obj.username or f"#{obj.user_id}"
+        if not obj.username:
+            return name
+        return format_html(
+            '<a class="ao-user" href="?{}" title="user id {}">{}</a>',
+            urlencode({"q": f"user:{name}"}),
+            obj.user_id,
+            name,
+        )
+
+    @admin.display(description="Hosts / workers")
+    def processes(self, obj: Trace) -> str:
+        # (A label may be stored twice: a process adds its labels unless all of them are listed already.)
+        labels = list(dict.fromkeys(label for label in obj.processes_text.split("|") if label))
+        if not labels:
+            return DASH
+        # A worker node (celery@host) names its host already.
+        nodes = {label.partition("@")[2] for label in labels if "@" in label}
+        shown = [label for label in labels if label not in nodes]
+        links = format_html_join(
+            "",
+            '<a class="ao-proc" href="?{}" title="{}">{}</a>',
+            ((urlencode({"process": label}), label, label) for label in shown[:PROCESSES_SHOWN]),
+        )
+        if len(shown) > PROCESSES_SHOWN:
+            return format_html('{}<span class="ao-quiet">+{} more</span>', links, len(shown) - PROCESSES_SHOWN)
+        return links
 
     @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
     def action_checkbox(self, obj: Trace) -> str:
@@ -280,6 +318,11 @@ class TraceAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return TraceChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        if request.GET.get("q", "").strip() or request.GET.get(ProcessFilter.parameter_name):
+            return SearchPaginator(queryset, per_page, orphans, allow_empty_first_page)
+        return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():

@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from agentops import semconv
 from agentops_django._usage import USAGE_KEYS, number, span_usage
-from agentops_django.models import Span, Trace
+from agentops_django.models import Span, Trace, WriterStats
 
 HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 
@@ -261,6 +261,14 @@ def _finish_reasons(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def process_label(span: Span) -> str:
+    """The process that ended the span: role, host, pid, worker node and pool child; ``""`` if not recorded."""
+    if span.process_id is None:
+        return ""
+    process = WriterStats.objects.using(span._state.db).filter(pk=span.process_id).first()
+    return process.label if process is not None else f"process #{span.process_id} (its record was pruned)"
+
+
 def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
     """Everything the detail panel shows about one span, prepared for autoescaped templates."""
     attributes = span.attributes if isinstance(span.attributes, dict) else {}
@@ -347,6 +355,7 @@ def span_detail(span: Span, origin: dt.datetime | None) -> dict[str, Any]:
         "error": span.status == "ERROR",
         "status_message": span.status_message,
         "service_name": span.service_name,
+        "process": process_label(span),
         "started_at": span.started_at,
         "offset": "+" + format_duration((span.started_at - origin).total_seconds() * 1000) if origin else "",
         "duration": format_duration(span.duration_ms),

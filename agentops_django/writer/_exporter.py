@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError, ProgrammingError, connections
 from opentelemetry.sdk.trace import ReadableSpan
@@ -81,6 +81,8 @@ class DatabaseSpanExporter(SpanExporter):
         self.alias = alias
         self._stop = threading.Event()
         self._deadline = float("inf")
+        #: Stores this process's identity row before its first batch: ``(row id, "|host|node|")``.
+        self.register_process: Callable[[ReadableSpan], tuple[int, str]] | None = None
         self.reset_counters()
 
     def reset_counters(self) -> None:
@@ -89,6 +91,8 @@ class DatabaseSpanExporter(SpanExporter):
         self.refused = 0
         self.errors = 0
         self.used_at = 0.0
+        #: This process's identity row, once stored: ``(id, "|host|worker node|")``.
+        self.process: tuple[int, str] | None = None
         self._missing_table_logged = False
         self._stop = threading.Event()
         self._deadline = float("inf")
@@ -112,6 +116,8 @@ class DatabaseSpanExporter(SpanExporter):
             outage = False
             reused = connections[self.alias].connection is not None
             try:
+                if self.process is None and self.register_process is not None and spans:
+                    self.process = self.register_process(spans[0])
                 self.written += self._write_isolating(spans)
                 self.used_at = time.monotonic()
                 return SpanExportResult.SUCCESS
@@ -174,7 +180,7 @@ class DatabaseSpanExporter(SpanExporter):
         not counted again when the batch is retried.
         """
         try:
-            return write_batch(self.alias, batch)
+            return write_batch(self.alias, batch, process=self.process)
         except (DataError, UnicodeError, ValueError) as exc:
             # ValueError/UnicodeError: a value the driver cannot even encode.
             _reset_connection(self.alias)

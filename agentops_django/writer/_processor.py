@@ -23,8 +23,11 @@ import threading
 import time
 
 from django.db import DatabaseError, InterfaceError, connections
+from opentelemetry.sdk.trace import ReadableSpan
 
+from agentops import semconv
 from agentops.integrations.batch import BoundedBatchProcessor
+from agentops_django._process import identity
 from agentops_django.writer._exporter import DatabaseSpanExporter, is_missing_table
 from agentops_django.writer._store import _reset_connection, store_writer_stats
 
@@ -82,6 +85,8 @@ class DatabaseSpanProcessor(BoundedBatchProcessor):
         self._pid = os.getpid()
         self._host = socket.gethostname()[:255]
         self._process_started_at = dt.datetime.now(dt.UTC)
+        self._service = ""
+        self.exporter.register_process = self._register_process
 
     @property
     def written(self) -> int:
@@ -126,7 +131,13 @@ class DatabaseSpanProcessor(BoundedBatchProcessor):
             return
         for attempt in (1, 2):
             try:
-                store_writer_stats(self.alias, self._host, self._pid, self._process_started_at, current)
+                row_id = store_writer_stats(
+                    self.alias, self._host, self._pid, self._process_started_at, current, self._identity()
+                )
+                process = self.exporter.process
+                if process is not None and process[0] != row_id:
+                    # The row was deleted meanwhile (agentops_prune after a long silence): point at the new one.
+                    self.exporter.process = (row_id, process[1])
                 self.exporter.used_at = time.monotonic()
                 break
             except (DatabaseError, InterfaceError) as exc:
@@ -139,6 +150,32 @@ class DatabaseSpanProcessor(BoundedBatchProcessor):
                     logger.warning("agentops_django: storing the writer's counters failed: %r", exc)
                     return
         self._stats_stored = current
+
+    def _identity(self) -> tuple[str, str, str, int | None]:
+        """``role``, ``service_name``, ``worker_node``, ``pool_index`` of this process, as known now."""
+        now = identity()
+        return (
+            str(now[semconv.AGENTOPS_PROCESS_ROLE]),
+            self._service,
+            str(now.get(semconv.CELERY_WORKER_NODE, "")),
+            now.get(semconv.CELERY_WORKER_POOL_INDEX),
+        )
+
+    def _register_process(self, span: ReadableSpan) -> tuple[int, str]:
+        """Store this process's row before its first batch: its id and ``"|host|worker node|"``.
+
+        (Runs on the writer's thread, inside the exporter's retry policy.)
+        """
+        resource = span.resource
+        self._service = str(resource.attributes.get(semconv.SERVICE_NAME, ""))[:255] if resource else ""
+        process = self._identity()
+        row_id = store_writer_stats(
+            self.alias, self._host, self._pid, self._process_started_at, self.counters(), process
+        )
+        node = process[2]
+        self._stats_stored = None  # the counters are stored again on the next round, as before
+        labels = [self._host, node] if node else [self._host]
+        return row_id, "|" + "|".join(label.replace("|", "/") for label in labels) + "|"
 
 
 def get_processor() -> DatabaseSpanProcessor:

@@ -52,6 +52,7 @@ SPAN_COLUMNS = (
     "links",
     "service_name",
     "otel_kind",
+    "process_id",
 )
 TRACE_COLUMNS = (
     "trace_id",
@@ -73,11 +74,16 @@ TRACE_COLUMNS = (
     "tags",
     "tags_text",
     "service_name",
+    "processes_text",
+    "user_id",
+    "username",
     "updated_at",
 )
 
 _KIND_ATTR = semconv.AGENTOPS_SPAN_KIND
 _LLM = semconv.SpanKind.LLM
+_USER_ID = semconv.USER_ID
+_USER_NAME = semconv.USER_NAME
 _END_STATES = frozenset(state.value for state in semconv.TraceState)
 _ROOT_KINDS = frozenset({semconv.SpanKind.REQUEST, semconv.SpanKind.CELERY_TASK})
 _TRACE_KIND = {semconv.SpanKind.REQUEST: "request", semconv.SpanKind.CELERY_TASK: "task"}
@@ -233,7 +239,7 @@ class SpanRow:
         "values",
     )
 
-    def __init__(self, span: ReadableSpan, sqlite: Any) -> None:
+    def __init__(self, span: ReadableSpan, sqlite: Any, process_id: int | None = None) -> None:
         context = span.context
         trace_id = format(context.trace_id, "032x")
         span_id = format(context.span_id, "016x")
@@ -284,6 +290,7 @@ class SpanRow:
             _json([_link(link) for link in links]) if links else "[]",
             _service(resource),
             span.kind.name,
+            process_id,
         )
 
     @property
@@ -342,11 +349,17 @@ def _link(link: Any) -> dict[str, Any]:
     }
 
 
-def convert(spans: Iterable[ReadableSpan], sqlite: Any) -> list[SpanRow]:
-    """Rows for ``spans``, one per (trace_id, span_id), sorted by that key."""
+def convert(spans: Iterable[ReadableSpan], sqlite: Any, process_id: int | None = None) -> list[SpanRow]:
+    """Rows for ``spans``, one per (trace_id, span_id), sorted by that key.
+
+    Args:
+        spans: Finished spans.
+        sqlite: How times are written (see :func:`timestamp`).
+        process_id: The :class:`~agentops_django.models.WriterStats` row of the process that ended them.
+    """
     rows: dict[tuple[str, str], SpanRow] = {}
     for span in spans:
-        row = SpanRow(span, sqlite)
+        row = SpanRow(span, sqlite, process_id)
         rows.setdefault(row.key, row)
     return [rows[key] for key in sorted(rows)]
 
@@ -360,12 +373,13 @@ def _root_status(row: SpanRow) -> str:
     return "Error" if row.error else "Success"
 
 
-def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
+def summaries(rows: Sequence[SpanRow], now: Any, processes: str = "") -> list[tuple[Any, ...]]:
     """One trace-summary tuple (in :data:`TRACE_COLUMNS` order) per trace, sorted by trace id.
 
     Args:
         rows: The spans this batch really inserted.
         now: The ``updated_at`` value, already adapted for the database.
+        processes: ``"|host|worker node|"`` of the process that ended them (one per batch).
     """
     groups: dict[str, list[SpanRow]] = {}
     for row in rows:
@@ -391,9 +405,13 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
             cost = sum(r.cost for r in members)
             unpriced = sum(r.unpriced for r in members)
             errors = sum(1 for r in members if r.error)
+        user_id = username = ""
         if root.rank:
             attributes = _attributes(root.span)
             tags = [str(t) for t in attributes.get(semconv.AGENTOPS_TAGS, ()) or ()]
+            if _USER_NAME in attributes or _USER_ID in attributes:
+                user_id = _text(str(attributes.get(_USER_ID, "")), 64)
+                username = _text(str(attributes.get(_USER_NAME, "")), 150)
             name, status = root.name, _root_status(root)
             kind = _TRACE_KIND.get(root.kind, "manual")
             root_span_id, service = root.key[1], root.values[13]
@@ -421,6 +439,9 @@ def summaries(rows: Sequence[SpanRow], now: Any) -> list[tuple[Any, ...]]:
                 _json(tags),
                 ("|" + "|".join(tags) + "|")[:1024] if tags else "",
                 service,
+                processes,
+                user_id,
+                username,
                 now,
             )
         )

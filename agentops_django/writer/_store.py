@@ -69,7 +69,13 @@ def _reset_connection(alias: str) -> None:
         connection.connection = None
 
 
-def write_batch(alias: str, spans: Sequence[ReadableSpan], *, own_transaction: bool = True) -> int:
+def write_batch(
+    alias: str,
+    spans: Sequence[ReadableSpan],
+    *,
+    own_transaction: bool = True,
+    process: tuple[int, str] | None = None,
+) -> int:
     """Store ``spans`` and update their traces' summaries in one transaction.
 
     Args:
@@ -79,6 +85,8 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan], *, own_transaction: b
             transaction on a connection nobody else uses. False: run inside
             the caller's ``transaction.atomic()`` (a test's, so that its
             rollback removes the rows too).
+        process: The ending process's identity row and ``"|host|worker node|"``
+            (see :func:`store_writer_stats`), or ``None`` if unknown.
 
     Returns:
         How many spans were newly stored (a span stored before is not counted).
@@ -94,7 +102,8 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan], *, own_transaction: b
     postgres = vendor == "postgresql"
     # psycopg 3 has COPY from Python rows; with psycopg2, multi-row VALUES.
     copy = postgres and _has_copy(connection)
-    rows = _rows.convert(spans, times)
+    process_id, processes = process if process is not None else (None, "")
+    rows = _rows.convert(spans, times, process_id)
     by_key = {row.key: row for row in rows}
     # wrap_database_errors: COPY goes past Django's cursor wrapper, and its
     # driver errors must arrive as Django's (DataError, OperationalError, ...).
@@ -114,7 +123,7 @@ def write_batch(alias: str, spans: Sequence[ReadableSpan], *, own_transaction: b
                 inserted = _insert_spans_copy(connection, cursor, rows, by_key)
             else:
                 inserted = _insert_spans_values(cursor, rows, by_key, postgres=postgres)
-            summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), times))
+            summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), times), processes)
             if postgres:
                 if summaries:
                     # One array per column: a few parameters instead of 19 per trace.
@@ -247,8 +256,19 @@ def upsert_traces_sql(count: int, postgres: bool, arrays: Sequence[str] | None =
     assignments = [f"{c} = {t}.{c} + excluded.{c}" for c in additive]
     assignments += [
         f"{c} = {from_root.format(t=t, c=c)}"
-        for c in ("name", "status", "kind", "root_span_id", "tags", "tags_text", "service_name")
+        for c in ("name", "status", "kind", "root_span_id", "tags", "tags_text", "service_name", "user_id", "username")
     ]
+    # The processes that stored the trace's spans: added unless already listed (one process per batch).
+    contains = (
+        f"strpos({t}.processes_text, excluded.processes_text)"
+        if postgres
+        else (f"instr({t}.processes_text, excluded.processes_text)")
+    )
+    assignments.append(
+        f"processes_text = CASE WHEN {t}.processes_text = '' THEN excluded.processes_text"
+        f" WHEN excluded.processes_text = '' OR {contains} > 0 THEN {t}.processes_text"
+        f" ELSE substr({t}.processes_text || substr(excluded.processes_text, 2), 1, 1024) END"
+    )
     assignments += [
         f"root_rank = {greatest}({t}.root_rank, excluded.root_rank)",
         f"started_at = {start}",
@@ -266,26 +286,62 @@ def upsert_traces_sql(count: int, postgres: bool, arrays: Sequence[str] | None =
     )
 
 
-def store_writer_stats(alias: str, host: str, pid: int, started: dt.datetime, counters: Sequence[int]) -> None:
-    """Upsert one process's writer counters (``written``, ``dropped``, ``errors``: absolute values).
+def store_writer_stats(
+    alias: str,
+    host: str,
+    pid: int,
+    started: dt.datetime,
+    counters: Sequence[int],
+    identity: Sequence[Any] = ("", "", "", None),
+) -> int:
+    """Upsert one process's row: its writer counters (absolute values) and its identity.
+
+    Args:
+        alias: The Django database alias.
+        host: The process's host name.
+        pid: Its pid.
+        started: When its writer started (with host and pid, the row's key).
+        counters: ``written``, ``dropped``, ``errors``.
+        identity: ``role``, ``service_name``, ``worker_node``, ``pool_index``.
+
+    Returns:
+        The row's id (what its span rows point at).
 
     Raises:
         DatabaseError: If the database fails.
     """
     connection = connections[alias]
     times = _rows.time_format(connection.vendor)
-    params = [host, pid, _adapt(started, times), *counters, _adapt(dt.datetime.now(dt.UTC), times)]
+    params = [host, pid, _adapt(started, times), *counters, *identity, _adapt(dt.datetime.now(dt.UTC), times)]
+    returning = connection.features.can_return_columns_from_insert
     with _cursor(connection) as cursor:
-        cursor.execute(upsert_stats_sql(), params)
+        cursor.execute(upsert_stats_sql(returning=returning), params)
+        if not returning:  # SQLite before 3.35
+            cursor.execute(
+                f"SELECT id FROM {STATS_TABLE} WHERE host = %s AND pid = %s AND process_started_at = %s", params[:3]
+            )
+        return int(cursor.fetchone()[0])
 
 
-def upsert_stats_sql() -> str:
-    """Upsert of one process's writer counters (absolute values)."""
-    columns = ("host", "pid", "process_started_at", "spans_written", "spans_dropped", "write_errors", "updated_at")
+def upsert_stats_sql(returning: bool = True) -> str:
+    """Upsert of one process's writer counters (absolute values) and identity, returning the row's id."""
+    columns = (
+        "host",
+        "pid",
+        "process_started_at",
+        "spans_written",
+        "spans_dropped",
+        "write_errors",
+        "role",
+        "service_name",
+        "worker_node",
+        "pool_index",
+        "updated_at",
+    )
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[3:])
     return (
         f"INSERT INTO {STATS_TABLE} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT (host, pid, process_started_at) DO UPDATE SET {updates}"
+        f"ON CONFLICT (host, pid, process_started_at) DO UPDATE SET {updates}{' RETURNING id' if returning else ''}"
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -20,7 +21,7 @@ from celery import chain, chord, group
 
 import agentops
 from agentops import semconv
-from agentops_django.models import Span, Trace
+from agentops_django.models import Span, Trace, WriterStats
 from tests.agentops_django.celery_fixtures import (
     DEADLINE,
     make_app,
@@ -232,3 +233,37 @@ def test_children_that_exit_after_each_task_still_store_their_spans(writer, wait
     finally:
         restore_default_app()
     assert {run_row(rows, r.id).trace_id for r in results} == {caller.trace_id}
+
+
+def test_each_stored_span_names_its_process_the_worker_child_or_the_caller(writer, wait_for, django_db_blocker):
+    """Spans point at their process's row: a task's at its prefork child (role, node, pool index), the caller's here.
+
+    (A worker of its own: the rows of a module-wide worker's processes are
+    emptied with the tables between tests.)
+    """
+    app = make_app("redis")
+    try:
+        with worker_process(app, "redis", concurrency=2):
+            with agentops.start_trace("caller") as caller:
+                result = tasks.add.delay(2, 2)
+            assert result.get(timeout=DEADLINE) == 4
+            rows = wait_for_tasks(wait_for, [result.id])
+    finally:
+        restore_default_app()
+    run, publish = run_row(rows, result.id), publish_row(rows, result.id)
+    child = WriterStats.objects.get(pk=run.process_id)
+    assert child.role == semconv.ProcessRole.WORKER
+    assert child.worker_node.startswith("agentops-test-")
+    assert child.worker_node.endswith("@127.0.0.1")
+    assert child.pool_index in (1, 2)  # -c 2: billiard numbers the children from 1
+    assert child.pid != os.getpid()
+    assert child.service_name == "tests"
+    here = WriterStats.objects.get(pk=publish.process_id)
+    assert (here.pid, here.worker_node) == (os.getpid(), "")
+    assert here.role != semconv.ProcessRole.WORKER
+    node = f"|{child.worker_node}|"
+    trace = wait_for(
+        lambda: Trace.objects.filter(trace_id=caller.trace_id, processes_text__contains=node).first(),
+        "the worker in the trace's processes",
+    )
+    assert f"|{here.host}|" in trace.processes_text

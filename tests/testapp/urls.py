@@ -8,6 +8,7 @@ from tests.testapp import views
 
 urlpatterns = [
     path("ping/", views.ping, name="ping"),
+    path("whoami/", views.whoami, name="whoami"),
     path("orders/<int:pk>/", views.order, name="order"),
     re_path(r"^legacy/(?P<year>[0-9]{4})/$", views.legacy, name="legacy"),
     path("boom/", views.boom, name="boom"),

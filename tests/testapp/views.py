@@ -13,10 +13,17 @@ def ping(request):
     return HttpResponse("pong")
 
 
+def whoami(request):
+    """A view that looks at its user (as most pages showing one do)."""
+    return HttpResponse(request.user.get_username() or "anonymous")
+
+
 def order(request, pk):
     """A view behind a route with a converter: ``orders/<int:pk>/``."""
     if pk == 404:
         raise Http404("no such order")
+    if request.GET.get("who"):
+        return JsonResponse({"pk": pk, "user": request.user.get_username()})
     return JsonResponse({"pk": pk})
 
 

@@ -37,7 +37,7 @@ def create_index(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("agentops_django", "0003_unpriced_calls_and_otel_kind"),
+        ("agentops_django", "0004_process_identity_and_search"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("agentops_django", "0004_span_trace_no_single_index"),
+        ("agentops_django", "0005_span_trace_no_single_index"),
     ]
 
     operations = [

@@ -162,7 +162,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("TRUST_INCOMING_TRACEPARENT", False, "bool", "continue a W3C traceparent sent by the client"),
     Option("SHOULD_TRACE_REQUEST", None, "callable", "dotted path of a callable(request) -> bool"),
     Option("RECORD_HEADERS", False, "bool", "record request headers (Authorization/Cookie redacted)"),
-    Option("RECORD_USER", True, "bool", "record the authenticated user's id and username (never anonymous)"),
+    Option("RECORD_USER", True, "bool", "record the user the request loaded: id and username (never anonymous)"),
     Option("CAPTURE_CONTENT", None, "optional_bool", "None: the SDK's default (on) / AGENTOPS_CAPTURE_CONTENT"),
     Option("REDACT_KEYS", None, "strings", "keys masked in payloads; None: the SDK's list"),
     Option("MAX_PAYLOAD_SIZE", None, "optional_int", "characters kept of one payload; None: the SDK's default", low=1),

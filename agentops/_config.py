@@ -353,7 +353,7 @@ def init_options(
             also go to AgentOps' service, as the official SDK sends them.
         endpoint: AgentOps' API, where the key is exchanged for a token
             (``AGENTOPS_API_ENDPOINT``; default ``https://api.agentops.ai``).
-        app_url: Ignored: there is no AgentOps dashboard to link to.
+        app_url: Ignored: no dashboard link is printed (the Django admin shows the traces).
         max_wait_time: Ignored (exporters flush on their own schedule and at exit).
         max_queue_size: Ignored (each exporter's queue has its own bound).
         tags: AgentOps' deprecated name of ``default_tags``; added to them.
@@ -363,10 +363,11 @@ def init_options(
         auto_start_session: ``init()`` starts a session (a trace) of its own.
         auto_init: Ignored: nothing starts at import here, ever.
         skip_auto_end_session: Ignored: no framework ends sessions by itself here.
-        env_data_opt_out: Ignored: no host or environment data is collected.
+        env_data_opt_out: Ignored: no environment data is collected (the resource names
+            only the service, host, pid and process role).
         log_level: Level of the ``agentops`` logger (``AGENTOPS_LOG_LEVEL``).
         fail_safe: Ignored: agentops never raises into the host anyway.
-        log_session_replay_url: Ignored: there are no replay URLs.
+        log_session_replay_url: Ignored: no replay URLs are printed.
         exporter_endpoint: URL an OTLP/HTTP exporter sends every span to
             (``AGENTOPS_EXPORTER_ENDPOINT``; needs the ``otlp`` extra). With
             an ``api_key`` it defaults to AgentOps' (``https://otlp.agentops.ai/v1/traces``)

@@ -77,7 +77,7 @@ def test_the_trace_list_shows_every_column_beside_the_sidebar_and_filters(live_s
     open_admin(page, live_server, width)
     viewport = page.viewport_size["width"]
     cells = page.locator("#result_list tbody tr").first.locator("td, th")
-    assert cells.count() == 10  # the action checkbox and nine columns
+    assert cells.count() == 12  # the action checkbox and eleven columns
     assert cells.last.inner_text().strip().endswith("$12.50")  # Cost, the last column
     filters = box(page.locator("#changelist-filter"))
     for n in range(cells.count()):

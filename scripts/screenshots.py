@@ -12,7 +12,8 @@ opens it:
 * ``docs/images/admin-trace.png``: the asking trace with the most spans, its
   first LLM call selected;
 * ``docs/images/admin-trace-narrow.png``: the same page 800 px wide, the
-  details docked at the bottom of the window.
+  details docked at the bottom of the window;
+* ``docs/images/admin-overview.png``: the overview of the last hour.
 
 Options: ``--out`` (another folder), ``--keep`` (keep the data folder),
 ``--chromium`` (a Chromium binary; default: ``chromium`` on the PATH, else
@@ -103,11 +104,15 @@ def photograph(base: str, trace_id: str, out: Path, chromium: str | None) -> Non
         page.screenshot(path=str(out / "admin-trace.png"))
         page.set_viewport_size({"width": 800, "height": 900})
         # Narrow, the details dock at the bottom of the window: show the rows above them.
-        page.locator(".ao-overview").evaluate("el => el.scrollIntoView({block: 'start'})")
+        page.locator(".ao-zoomstrip").evaluate("el => el.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(300)
         page.screenshot(path=str(out / "admin-trace-narrow.png"))
+        page.set_viewport_size({"width": 1440, "height": 900})
+        page.goto(f"{base}/admin/agentops_django/trace/overview/?window=1h")
+        page.wait_for_selector(".ao-overview svg")
+        page.screenshot(path=str(out / "admin-overview.png"), full_page=True)
         browser.close()
-    for name in ("admin-list.png", "admin-trace.png", "admin-trace-narrow.png"):
+    for name in ("admin-list.png", "admin-trace.png", "admin-trace-narrow.png", "admin-overview.png"):
         print(f"  wrote {out / name}")
 
 

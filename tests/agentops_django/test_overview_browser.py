@@ -80,7 +80,7 @@ def test_the_overview_reads_at_1440_and_800_pixels_and_refreshes_itself_when_ask
     assert page.locator(".ao-chart svg").count() == 4
     assert page.locator(".ao-chart polyline, .ao-chart circle").count() >= 1
     assert no_horizontal_overflow(page)
-    screenshot(page, "admin-overview.png", "admin-overview.png", full_page=True)
+    screenshot(page, "admin-overview.png", full_page=True)
 
     # With the admin's sidebar open, at 800 px: the charts stack, wide tables scroll in their own box.
     page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'true')")

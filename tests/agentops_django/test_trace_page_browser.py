@@ -173,7 +173,7 @@ def test_dragging_across_the_time_axis_zooms_in_and_reset_zooms_out(live_server,
     assert bar_box(page, chain["llm1"])["width"] == pytest.approx(whole["width"], abs=1)
 
     # The overview shows the whole trace: a drag there zooms too, and its window follows.
-    overview = box(page.locator(".ao-overview-track"))
+    overview = box(page.locator(".ao-zoomstrip-track"))
     page.mouse.move(overview["x"] + overview["width"] * 0.5, overview["y"] + 10)
     page.mouse.down()
     page.mouse.move(overview["x"] + overview["width"] * 0.75, overview["y"] + 10, steps=4)

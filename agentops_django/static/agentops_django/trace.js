@@ -223,7 +223,7 @@
 
     var axisTrack = root.querySelector(".ao-axis-track");
     var ticks = Array.prototype.slice.call(root.querySelectorAll(".ao-axis-track .ao-tick"));
-    var overviewTrack = root.querySelector(".ao-overview-track");
+    var overviewTrack = root.querySelector(".ao-zoomstrip-track");
     var canvas = root.querySelector(".ao-minimap");
     var windowBox = root.querySelector(".ao-window");
     var reset = root.querySelector(".ao-zoom-reset");
@@ -368,7 +368,7 @@
 
     if (totalMs > 0 && rows.length) {
       root.querySelector(".ao-toolbar").hidden = false;
-      root.querySelector(".ao-overview").hidden = false;
+      root.querySelector(".ao-zoomstrip").hidden = false;
       draggable(axisTrack, false);
       draggable(overviewTrack, true);
       if (reset) {

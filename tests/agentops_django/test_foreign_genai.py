@@ -70,16 +70,27 @@ def instrumented() -> Iterator[Callable[[str, str], None]]:
 
 
 def _unwrap_left_behind(package: str) -> None:
-    """Remove the chat-completions patches ``package``'s uninstrument() left (OpenLLMetry's OpenAI leaves them)."""
-    from openai.resources.chat import completions
+    """Remove the patches ``package``'s uninstrument() left on the clients' classes.
 
-    for owner in (completions.Completions, completions.AsyncCompletions):
-        while True:
-            method = vars(owner).get("create")
-            wrapper = getattr(method, "_self_wrapper", None)
-            if wrapper is None or not getattr(wrapper, "__module__", "").startswith(package):
-                break
-            owner.create = method.__wrapped__
+    OpenLLMetry's OpenAI instrumentation leaves its wrappers on chat and text
+    completions and on responses; later tests of the plain clients would run
+    through them.
+    """
+    import sys
+
+    for module_name, module in list(sys.modules.items()):
+        if module is None or not module_name.startswith(("openai.resources", "anthropic.resources")):
+            continue
+        for owner in list(vars(module).values()):
+            if not isinstance(owner, type) or owner.__module__ != module_name:
+                continue
+            for attribute, method in list(vars(owner).items()):
+                while True:
+                    wrapper = getattr(method, "_self_wrapper", None)
+                    if wrapper is None or not getattr(wrapper, "__module__", "").startswith(package):
+                        break
+                    method = method.__wrapped__
+                    setattr(owner, attribute, method)
 
 
 @pytest.fixture

@@ -28,8 +28,9 @@ def test_span_table_has_no_index_on_trace_id_alone_since_the_composite_indexes_l
     and the ``(trace_id, started_at)`` indexes; an index on ``trace_id`` alone
     (or its ``LIKE`` twin on PostgreSQL) would only add size and write cost.
     """
-    columns = sorted(info["columns"] for info in span_indexes().values())
-    assert columns == [["trace_id", "span_id"], ["trace_id", "started_at"]]
+    on_columns = sorted(info["columns"] for info in span_indexes().values() if info["columns"])
+    assert on_columns == [["trace_id", "span_id"], ["trace_id", "started_at"]]
+    # (On PostgreSQL the span-name search adds a trigram index on an expression, which has no columns.)
 
 
 def test_lookups_by_trace_still_use_an_index():

@@ -33,7 +33,7 @@ from agentops_django.admin import _charts
 from agentops_django.admin._page import format_cost, format_duration
 from agentops_django.models import Rollup, RollupBucket
 from agentops_django.routers import database
-from agentops_django.writer._rollup import ALL
+from agentops_django.writer._rollup import ALL, SUM_COLUMNS
 
 #: The windows offered, in minutes.
 WINDOWS = {"1h": ("Last hour", 60), "24h": ("Last day", 1440), "7d": ("Last week", 10080)}
@@ -41,18 +41,7 @@ DEFAULT_WINDOW = "24h"
 #: A custom window may span at most this many minutes (the rollup's hourly rows keep it cheap).
 MAX_CUSTOM_MINUTES = 92 * 1440
 KIND_TITLES = {"request": "Requests", "task": "Celery tasks", "llm": "LLM models"}
-_SUMS = (
-    "count",
-    "errors",
-    "duration_ms",
-    "input_tokens",
-    "output_tokens",
-    "cost",
-    "unpriced_calls",
-    "db_queries",
-    "db_time_ms",
-    "repeated_queries",
-)
+_SUMS = SUM_COLUMNS
 
 
 @dataclass(slots=True)

@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 ROLLUP_TABLE = "agentops_django_rollup"
 BUCKET_TABLE = "agentops_django_rollupbucket"
 KEY_COLUMNS = ("period", "minute", "kind", "name")
-ROLLUP_COLUMNS = (
-    *KEY_COLUMNS,
+#: What a rollup row adds up (the overview reads the same columns).
+SUM_COLUMNS = (
     "count",
     "errors",
     "duration_ms",
@@ -44,6 +44,7 @@ ROLLUP_COLUMNS = (
     "db_time_ms",
     "repeated_queries",
 )
+ROLLUP_COLUMNS = (*KEY_COLUMNS, *SUM_COLUMNS)
 BUCKET_COLUMNS = (*KEY_COLUMNS, "series", "bucket", "count")
 #: Rollup kind of each span kind counted.
 KINDS = {semconv.SpanKind.REQUEST: "request", semconv.SpanKind.CELERY_TASK: "task", semconv.SpanKind.LLM: "llm"}

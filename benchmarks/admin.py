@@ -24,6 +24,12 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from bootstrap import reexec_in_venv
+
+reexec_in_venv(Path(__file__))  # run as ``python3 benchmarks/admin.py``: in the project's .venv
 
 DB_NAME = "agentops_bench_admin"
 #: Days the loaded traces spread over, newest now (``--days``).

@@ -48,7 +48,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.pgcluster import PrivateCluster, pg_bin
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from bootstrap import reexec_in_venv
+
+reexec_in_venv(Path(__file__))  # run as ``python3 benchmarks/retention.py``: in the project's .venv
+
+from benchmarks.pgcluster import PrivateCluster, pg_bin  # noqa: E402
 
 DB_NAME = "agentops_retention"
 SPAN = "agentops_django_span"

@@ -46,6 +46,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from bootstrap import reexec_in_venv  # noqa: E402
+
+reexec_in_venv(Path(__file__))  # run as ``python3 benchmarks/scaleout.py``: in the project's .venv
 
 from benchmarks import procs as p  # noqa: E402
 from benchmarks.pgcluster import PrivateCluster, pg_bin  # noqa: E402

@@ -29,6 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from bootstrap import reexec_in_venv
+
+reexec_in_venv(Path(__file__))  # run as ``python3 benchmarks/writer.py``: in the project's .venv
+
 
 def configure(backend: str, pg_name: str) -> None:
     import django

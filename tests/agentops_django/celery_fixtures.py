@@ -110,11 +110,18 @@ def shared_database_name() -> str:
 
 @contextlib.contextmanager
 def worker_process(
-    app: Celery, broker: str, *, pool: str = "prefork", concurrency: int = 2, extra: tuple[str, ...] = ()
+    app: Celery,
+    broker: str,
+    *,
+    pool: str = "prefork",
+    concurrency: int = 2,
+    extra: tuple[str, ...] = (),
+    queue: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real ``celery worker`` process on ``broker`` that writes its spans to the test database.
 
-    It consumes this session's queue only, is pinged until it answers, and is
+    It consumes this session's queue only (or ``queue``: a worker no other
+    worker of the session competes with), is pinged until it answers, and is
     stopped with a warm shutdown (SIGTERM) so its processes flush their spans.
     """
     hostname = f"agentops-test-{uuid.uuid4().hex[:8]}@127.0.0.1"
@@ -123,12 +130,12 @@ def worker_process(
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "AGENTOPS_TEST_CELERY_BROKER": BROKERS[broker],
         "AGENTOPS_TEST_CELERY_BACKEND": REDIS_URL,
-        "AGENTOPS_TEST_CELERY_QUEUE": session_queue(),
+        "AGENTOPS_TEST_CELERY_QUEUE": queue or session_queue(),
         "AGENTOPS_TEST_WORKER_DATABASE": shared_database_name(),
     }
     command = [
         sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
-        "-P", pool, "-c", str(concurrency), "-n", hostname, "-Q", session_queue(),
+        "-P", pool, "-c", str(concurrency), "-n", hostname, "-Q", queue or session_queue(),
         "-l", "WARNING", "--without-mingle", "--without-gossip", *extra,
     ]  # fmt: skip
     with tempfile.TemporaryFile() as log:

@@ -27,6 +27,7 @@ from tests.agentops_django.celery_fixtures import (
     DEADLINE,
     make_app,
     restore_default_app,
+    session_queue,
     wait_for,
     worker_process,
 )
@@ -243,10 +244,11 @@ def test_each_stored_span_names_its_process_the_worker_child_or_the_caller(write
     emptied with the tables between tests.)
     """
     app = make_app("redis")
+    own_queue = f"{session_queue()}-own"  # so that the module's worker cannot take the task
     try:
-        with worker_process(app, "redis", concurrency=2):
+        with worker_process(app, "redis", concurrency=2, queue=own_queue):
             with agentops.start_trace("caller") as caller:
-                result = tasks.add.delay(2, 2)
+                result = tasks.add.apply_async((2, 2), queue=own_queue)
             assert result.get(timeout=DEADLINE) == 4
             rows = wait_for_tasks(wait_for, [result.id])
     finally:

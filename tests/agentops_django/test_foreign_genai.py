@@ -78,10 +78,10 @@ def _unwrap_left_behind(package: str) -> None:
     """
     import sys
 
-    for module_name, module in list(sys.modules.items()):
+    for module_name, module in sys.modules.copy().items():  # (a copy: other threads import too)
         if module is None or not module_name.startswith(("openai.resources", "anthropic.resources")):
             continue
-        for owner in list(vars(module).values()):
+        for owner in dict(vars(module)).values():
             if not isinstance(owner, type) or owner.__module__ != module_name:
                 continue
             for attribute, method in list(vars(owner).items()):

@@ -34,6 +34,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bootstrap import reexec_in_venv  # noqa: E402
+
+reexec_in_venv(Path(__file__))  # Playwright and the project: the dev tools' .venv
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "agentops-demo"  # the demo's admin (demo_project/runner.py)

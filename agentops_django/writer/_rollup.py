@@ -24,7 +24,8 @@ from django.db import DatabaseError
 from agentops import semconv
 from agentops_django import _histogram
 from agentops_django._usage import number
-from agentops_django.writer._rows import SpanRow, _attributes
+from agentops_django.writer._params import json_rows, json_rows_source
+from agentops_django.writer._rows import SpanRow
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ PERIODS = (1, 60, 1440)
 #: The name of the rows that add up every key of a kind (the charts read these).
 ALL = ""
 _NS_PER_MINUTE = 60_000_000_000
+#: A batch's rollup rows and histogram bucket rows (see :func:`aggregate`).
+Aggregate = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 def rollup_name(kind: str, row_name: str, attributes: Any) -> str:
@@ -68,7 +71,7 @@ def rollup_name(kind: str, row_name: str, attributes: Any) -> str:
     return str(model)[:255] if model else "(unknown model)"
 
 
-def aggregate(rows: Sequence[SpanRow]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def aggregate(rows: Sequence[SpanRow]) -> Aggregate:
     """The rollup rows and histogram bucket rows of a batch, sorted by key (so writers lock in one order).
 
     One pass over the spans adds them up per minute and key; the hours, days
@@ -87,7 +90,7 @@ def aggregate(rows: Sequence[SpanRow]) -> tuple[list[tuple[Any, ...]], list[tupl
         kind = KINDS.get(row.kind)  # type: ignore[call-overload]
         if kind is None:
             continue
-        attributes = _attributes(row.span)
+        attributes = row.attributes
         key = (row.start_ns // _NS_PER_MINUTE, kind, rollup_name(kind, row.name, attributes))
         duration = (row.end_ns - row.start_ns) / 1e6
         entry = minutes.get(key)
@@ -148,11 +151,12 @@ def upsert_sql(table: str, columns: Sequence[str], key: Sequence[str], count: in
         columns: Its columns, key first.
         key: The unique key's columns.
         count: Rows given as ``VALUES`` parameters (SQLite, psycopg2).
-        types: PostgreSQL: the column types, the rows coming as one array per column (``unnest``).
+        types: PostgreSQL: the column types, the rows coming as one JSON parameter
+            (:func:`~agentops_django.writer._params.json_rows`).
     """
     added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns if c not in key)
     if types is not None:
-        source = f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in types)})"
+        source = json_rows_source(types)
     else:
         marks = ", ".join(["%s"] * len(columns))
         source = "VALUES " + ", ".join([f"({marks})"] * count)
@@ -175,7 +179,15 @@ def column_types(connection: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
 _types: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
 
-def write(cursor: Any, connection: Any, rows: Sequence[SpanRow], *, postgres: bool, chunk: int) -> bool:
+def write(
+    cursor: Any,
+    connection: Any,
+    rows: Sequence[SpanRow],
+    *,
+    postgres: bool,
+    chunk: int,
+    aggregated: Aggregate | None = None,
+) -> bool:
     """Add the rollup of ``rows`` to the stored one, inside the caller's transaction.
 
     The upserts run under a savepoint: if they fail (the rollup's migration
@@ -186,13 +198,14 @@ def write(cursor: Any, connection: Any, rows: Sequence[SpanRow], *, postgres: bo
         cursor: The batch's cursor.
         connection: Its Django connection.
         rows: The spans the batch really inserted.
-        postgres: PostgreSQL (one array per column) or SQLite (rows of ``VALUES``).
+        postgres: PostgreSQL (one JSON parameter) or SQLite (rows of ``VALUES``).
         chunk: SQLite: rows per statement.
+        aggregated: :func:`aggregate` of ``rows`` if the caller has it already.
 
     Returns:
         False if the rollup could not be stored (the rest of the batch is unaffected).
     """
-    rollups, buckets = aggregate(rows)
+    rollups, buckets = aggregate(rows) if aggregated is None else aggregated
     if not rollups:
         return True
     types = column_types(connection) if postgres else (None, None)
@@ -204,8 +217,7 @@ def write(cursor: Any, connection: Any, rows: Sequence[SpanRow], *, postgres: bo
     try:
         for table, columns, key, values, kinds in tables:
             if kinds is not None:
-                arrays = [list(column) for column in zip(*values, strict=True)]
-                cursor.execute(upsert_sql(table, columns, key, 0, kinds), arrays)
+                cursor.execute(upsert_sql(table, columns, key, 0, kinds), [json_rows(values)])
                 continue
             for start in range(0, len(values), chunk):
                 part = values[start : start + chunk]

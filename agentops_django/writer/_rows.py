@@ -84,6 +84,7 @@ _KIND_ATTR = semconv.AGENTOPS_SPAN_KIND
 _LLM = semconv.SpanKind.LLM
 _USER_ID = semconv.USER_ID
 _USER_NAME = semconv.USER_NAME
+_TAGS = semconv.AGENTOPS_TAGS
 _END_STATES = frozenset(state.value for state in semconv.TraceState)
 _ROOT_KINDS = frozenset({semconv.SpanKind.REQUEST, semconv.SpanKind.CELERY_TASK})
 _TRACE_KIND = {semconv.SpanKind.REQUEST: "request", semconv.SpanKind.CELERY_TASK: "task"}
@@ -226,6 +227,7 @@ class SpanRow:
     """One span converted for storage, plus what the trace summary needs of it."""
 
     __slots__ = (
+        "attributes",
         "cost",
         "end_ns",
         "error",
@@ -263,12 +265,14 @@ class SpanRow:
             self.rank = 0
         status = span.status
         self.error = status.status_code is _ERROR
-        start_ns = span.start_time or 0
-        end_ns = span.end_time or start_ns
+        start_ns = int(span.start_time or 0)  # (an int, also from exporters that give floats)
+        end_ns = int(span.end_time or start_ns)
         self.start_ns = start_ns
         self.end_ns = end_ns
         if kind == _LLM and _RESPONSE_ID in attributes:
             attributes = _same_call(trace_id, span_id, attributes)
+        #: What is stored (another instrumentation's LLM call with the canonical names added).
+        self.attributes = attributes
         # The totals rule (agentops_django._usage), the same as the trace page's.
         self.input_tokens, self.output_tokens, self.cost, self.unpriced = span_usage(kind, attributes)
         events = span.events
@@ -349,6 +353,19 @@ def _link(link: Any) -> dict[str, Any]:
     }
 
 
+def unique_spans(spans: Iterable[ReadableSpan]) -> list[ReadableSpan]:
+    """``spans`` once per (trace_id, span_id) (the first of a pair delivered twice), sorted by that key.
+
+    The order is the stored key's (fixed-width hex sorts as the numbers do),
+    so that writers of several processes take the rows' locks in one order.
+    """
+    unique: dict[tuple[int, int], ReadableSpan] = {}
+    for span in spans:
+        context = span.context
+        unique.setdefault((context.trace_id, context.span_id), span)
+    return [unique[key] for key in sorted(unique)]
+
+
 def convert(spans: Iterable[ReadableSpan], sqlite: Any, process_id: int | None = None) -> list[SpanRow]:
     """Rows for ``spans``, one per (trace_id, span_id), sorted by that key.
 
@@ -357,15 +374,11 @@ def convert(spans: Iterable[ReadableSpan], sqlite: Any, process_id: int | None =
         sqlite: How times are written (see :func:`timestamp`).
         process_id: The :class:`~agentops_django.models.WriterStats` row of the process that ended them.
     """
-    rows: dict[tuple[str, str], SpanRow] = {}
-    for span in spans:
-        row = SpanRow(span, sqlite, process_id)
-        rows.setdefault(row.key, row)
-    return [rows[key] for key in sorted(rows)]
+    return [SpanRow(span, sqlite, process_id) for span in unique_spans(spans)]
 
 
 def _root_status(row: SpanRow) -> str:
-    attributes = _attributes(row.span)
+    attributes = row.attributes
     # AgentOps' name first; ours for spans from before it was written too.
     state = attributes.get(semconv.AGENTOPS_SESSION_END_STATE) or attributes.get(semconv.AGENTOPS_END_STATE)
     if state in _END_STATES:
@@ -407,8 +420,8 @@ def summaries(rows: Sequence[SpanRow], now: Any, processes: str = "") -> list[tu
             errors = sum(1 for r in members if r.error)
         user_id = username = ""
         if root.rank:
-            attributes = _attributes(root.span)
-            tags = [str(t) for t in attributes.get(semconv.AGENTOPS_TAGS, ()) or ()]
+            attributes = root.attributes
+            tags = [str(t) for t in attributes.get(_TAGS, ()) or ()]
             if _USER_NAME in attributes or _USER_ID in attributes:
                 user_id = _text(str(attributes.get(_USER_ID, "")), 64)
                 username = _text(str(attributes.get(_USER_NAME, "")), 150)
@@ -436,7 +449,7 @@ def summaries(rows: Sequence[SpanRow], now: Any, processes: str = "") -> list[tu
                 input_tokens + output_tokens,
                 cost,
                 unpriced,
-                _json(tags),
+                _json(tags) if tags else "[]",
                 ("|" + "|".join(tags) + "|")[:1024] if tags else "",
                 service,
                 processes,

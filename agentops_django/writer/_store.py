@@ -12,7 +12,8 @@
    CONFLICT (trace_id) DO UPDATE`` that *adds* this batch's counts to what
    other batches (of this or any other process) already stored, in
    ``trace_id`` order so that two processes never wait on each other's rows in
-   opposite orders.
+   opposite orders. On PostgreSQL the summaries travel as one JSON parameter
+   (:mod:`agentops_django.writer._params`).
 
 3. The overview's rollup (:mod:`agentops_django.writer._rollup`): per minute,
    hour and day and per route, task or model, added up the same way (under a
@@ -26,7 +27,7 @@ locked".
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connections
@@ -34,6 +35,7 @@ from django.db.backends.utils import CursorWrapper
 from opentelemetry.sdk.trace import ReadableSpan
 
 from agentops_django.writer import _rollup, _rows
+from agentops_django.writer._params import json_rows, json_rows_source
 from agentops_django.writer._rows import SPAN_COLUMNS, TRACE_COLUMNS
 
 SPAN_TABLE = "agentops_django_span"
@@ -103,8 +105,15 @@ def write_batch(
     # psycopg 3 has COPY from Python rows; with psycopg2, multi-row VALUES.
     copy = postgres and _has_copy(connection)
     process_id, processes = process if process is not None else (None, "")
-    rows = _rows.convert(spans, times, process_id)
-    by_key = {row.key: row for row in rows}
+    ordered = _rows.unique_spans(spans)
+    now = _adapt(dt.datetime.now(dt.UTC), times)
+
+    def make_row(span: ReadableSpan) -> _rows.SpanRow:
+        return _rows.SpanRow(span, times, process_id)
+
+    def sums(rows: Sequence[_rows.SpanRow]) -> _Sums:
+        return _rows.summaries(rows, now, processes), _rollup.aggregate(rows)
+
     # wrap_database_errors: COPY goes past Django's cursor wrapper, and its
     # driver errors must arrive as Django's (DataError, OperationalError, ...).
     # No temporary table and no statement outside the batch's transaction: a
@@ -113,6 +122,9 @@ def write_batch(
         if own_transaction:
             if postgres:
                 cursor.execute("BEGIN")
+                # Spans are not worth a wait for the disk: a server crash may lose the last
+                # moments of them (never half a batch), and the host's own commits are not held up.
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
             else:
                 # Take the write lock first: a deferred transaction that upgrades
                 # later can fail at once with "database is locked".
@@ -120,22 +132,23 @@ def write_batch(
                 cursor.execute("BEGIN IMMEDIATE")
         try:
             if copy:
-                inserted = _insert_spans_copy(connection, cursor, rows, by_key)
+                inserted, (summaries, aggregated) = _insert_spans_copy(connection, cursor, ordered, make_row, sums)
             else:
-                inserted = _insert_spans_values(cursor, rows, by_key, postgres=postgres)
-            summaries = _rows.summaries(inserted, _adapt(dt.datetime.now(dt.UTC), times), processes)
+                inserted = _insert_spans_values(cursor, [make_row(span) for span in ordered], postgres=postgres)
+                summaries, aggregated = sums(inserted)
             if postgres:
                 if summaries:
-                    # One array per column: a few parameters instead of 19 per trace.
-                    columns = [list(column) for column in zip(*summaries, strict=True)]
-                    cursor.execute(upsert_traces_sql(0, postgres=True, arrays=_array_types(connection)), columns)
+                    # All of them as one JSON parameter (see agentops_django.writer._params).
+                    cursor.execute(
+                        upsert_traces_sql(0, postgres=True, types=_column_types(connection)), [json_rows(summaries)]
+                    )
             else:
                 for start in range(0, len(summaries), CHUNK):
                     chunk = summaries[start : start + CHUNK]
                     cursor.execute(upsert_traces_sql(len(chunk), postgres=False), flatten(chunk))
             # The overview's rollup, in the same transaction: exact across processes.
             # (Its own failure, under a savepoint, costs only the rollup of this batch.)
-            _rollup.write(cursor, connection, inserted, postgres=postgres, chunk=CHUNK)
+            _rollup.write(cursor, connection, inserted, postgres=postgres, chunk=CHUNK, aggregated=aggregated)
             if own_transaction:
                 cursor.execute("COMMIT")
         except BaseException:
@@ -152,10 +165,13 @@ def _has_copy(connection: Any) -> bool:
     return getattr(connection.Database, "__name__", "") == "psycopg"
 
 
-def _insert_spans_values(
-    cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow], postgres: bool
-) -> list[Any]:
-    """Multi-row ``INSERT ... VALUES ... ON CONFLICT DO NOTHING RETURNING`` in chunks."""
+#: A batch's trace summaries and rollup (:func:`agentops_django.writer._rows.summaries`, :func:`_rollup.aggregate`).
+_Sums = tuple[list[tuple[Any, ...]], _rollup.Aggregate]
+
+
+def _insert_spans_values(cursor: Any, rows: list[_rows.SpanRow], postgres: bool) -> list[_rows.SpanRow]:
+    """Multi-row ``INSERT ... VALUES ... ON CONFLICT DO NOTHING RETURNING`` in chunks: the rows really inserted."""
+    by_key = {row.key: row for row in rows}
     inserted: list[_rows.SpanRow] = []
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
@@ -165,28 +181,45 @@ def _insert_spans_values(
 
 
 def _insert_spans_copy(
-    connection: Any, cursor: Any, rows: list[_rows.SpanRow], by_key: dict[Any, _rows.SpanRow]
-) -> list[Any]:
+    connection: Any,
+    cursor: Any,
+    spans: Sequence[ReadableSpan],
+    make_row: Callable[[ReadableSpan], _rows.SpanRow],
+    sums: Callable[[Sequence[_rows.SpanRow]], _Sums],
+) -> tuple[list[_rows.SpanRow], _Sums]:
     """PostgreSQL: ``COPY`` the spans straight into their table; if one is stored already, insert them one by one.
 
     A span is almost always new, so the batch is first copied straight in
-    (all of it then counts as inserted). If any span of the batch is stored
-    already (a redelivery, or another process wrote it meanwhile), the copy
-    fails as a whole on the unique constraint, is rolled back to the
-    savepoint, and the batch goes in by ``INSERT ... ON CONFLICT DO NOTHING
-    RETURNING``, which says which spans are new.
+    (all of it then counts as inserted). Each span is converted as it goes
+    out, and the batch's sums are added up while the server stores the last
+    rows: the server's work overlaps the writer's instead of following it.
+
+    If any span of the batch is stored already (a redelivery, or another
+    process wrote it meanwhile), the copy fails as a whole on the unique
+    constraint, is rolled back to the savepoint, and the batch goes in by
+    ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, which says which spans
+    are new; the sums are then those of the new ones.
+
+    Returns:
+        The rows really inserted, and their sums.
     """
+    rows: list[_rows.SpanRow] = []
     cursor.execute("SAVEPOINT agentops_copy")
     try:
         with cursor.copy(copy_sql()) as copy:
-            for row in rows:
+            for span in spans:
+                row = make_row(span)
+                rows.append(row)
                 copy.write_row(row.values)
+            prepared = sums(rows)
     except (IntegrityError, connection.Database.IntegrityError):
         cursor.execute("ROLLBACK TO SAVEPOINT agentops_copy")
     else:
         cursor.execute("RELEASE SAVEPOINT agentops_copy")
-        return list(rows)
-    return _insert_spans_values(cursor, rows, by_key, postgres=True)
+        return rows, prepared
+    rows.extend(make_row(span) for span in spans[len(rows) :])
+    inserted = _insert_spans_values(cursor, rows, postgres=True)
+    return inserted, sums(inserted)
 
 
 def _values_sql(columns: Sequence[str], count: int, postgres: bool, json_columns: frozenset[str]) -> str:
@@ -212,7 +245,7 @@ def copy_sql() -> str:
     return f"COPY {SPAN_TABLE} ({', '.join(SPAN_COLUMNS)}) FROM STDIN"
 
 
-def _array_types(connection: Any) -> tuple[str, ...]:
+def _column_types(connection: Any) -> tuple[str, ...]:
     """The PostgreSQL type of each trace-summary column, from the model (so a migration keeps them right).
 
     Worked out once per process (the same for every PostgreSQL connection), not per batch.
@@ -228,14 +261,14 @@ def _array_types(connection: Any) -> tuple[str, ...]:
 _trace_types: tuple[str, ...] | None = None
 
 
-def upsert_traces_sql(count: int, postgres: bool, arrays: Sequence[str] | None = None) -> str:
+def upsert_traces_sql(count: int, postgres: bool, types: Sequence[str] | None = None) -> str:
     """``INSERT ... ON CONFLICT DO UPDATE`` adding trace summaries to the stored ones.
 
     Args:
         count: Summaries given as rows of ``VALUES`` parameters.
         postgres: PostgreSQL (else SQLite) syntax.
-        arrays: PostgreSQL only: the column types, when the summaries come as
-            one array parameter per column (``unnest``) instead of rows.
+        types: PostgreSQL only: the column types, when the summaries come as
+            one JSON parameter (:func:`~agentops_django.writer._params.json_rows`) instead of rows.
     """
     t = TRACE_TABLE
     least, greatest = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
@@ -276,8 +309,8 @@ def upsert_traces_sql(count: int, postgres: bool, arrays: Sequence[str] | None =
         f"duration_ms = {duration}",
         "updated_at = excluded.updated_at",
     ]
-    if arrays is not None:
-        source = f"SELECT * FROM unnest({', '.join(f'%s::{kind}[]' for kind in arrays)})"
+    if types is not None:
+        source = json_rows_source(types)
     else:
         source = _source(TRACE_COLUMNS, count, postgres, frozenset({"tags"}))
     return (

@@ -141,12 +141,20 @@ class BoundedBatchProcessor(SpanProcessor):
         if len(queue) >= self._soft_limit and (len(queue) >= self.queue_size or not names_a_trace(span)):
             self._drop(1)
             return
-        queue.append(span)
+        queue.append(self._queued(span))
         if self._thread is None:
             self._start_thread()
         elif len(queue) == 1 or len(queue) == self.batch_size:
             # The first span after an idle spell starts the batch interval's clock.
             self._wake.set()
+
+    def _queued(self, span: ReadableSpan) -> ReadableSpan:
+        """What the queue keeps of a finished span until ``export``: the span itself here.
+
+        (Runs on the thread that ended the span: a subclass may keep a
+        lighter copy of what its exporter reads.)
+        """
+        return span
 
     def _drop(self, count: int) -> None:
         with self._count_lock:  # host threads drop concurrently

@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agentops.integrations.scope import count_internal
+from agentops_django.writer._record import SpanRecord
 from agentops_django.writer._store import _reset_connection, write_batch
 
 logger = logging.getLogger("agentops_django.writer")
@@ -82,7 +83,7 @@ class DatabaseSpanExporter(SpanExporter):
         self._stop = threading.Event()
         self._deadline = float("inf")
         #: Stores this process's identity row before its first batch: ``(row id, "|host|node|")``.
-        self.register_process: Callable[[ReadableSpan], tuple[int, str]] | None = None
+        self.register_process: Callable[[ReadableSpan | SpanRecord], tuple[int, str]] | None = None
         self.reset_counters()
 
     def reset_counters(self) -> None:
@@ -102,7 +103,7 @@ class DatabaseSpanExporter(SpanExporter):
         self._deadline = deadline
         self._stop.set()
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan | SpanRecord]) -> SpanExportResult:  # type: ignore[override]
         """Store ``spans`` and their traces' summaries, retrying as the policy says.
 
         Returns:
@@ -170,7 +171,7 @@ class DatabaseSpanExporter(SpanExporter):
             exc,
         )
 
-    def _write_isolating(self, batch: Sequence[ReadableSpan]) -> int:
+    def _write_isolating(self, batch: Sequence[ReadableSpan | SpanRecord]) -> int:
         """Write the batch; if the database refuses a value, find and drop the refused spans only.
 
         A ``DataError`` (a value the column or JSON type refuses) would fail

@@ -29,6 +29,7 @@ from agentops import semconv
 from agentops.integrations.batch import BoundedBatchProcessor
 from agentops_django._process import identity
 from agentops_django.writer._exporter import DatabaseSpanExporter, is_missing_table
+from agentops_django.writer._record import SpanRecord, record
 from agentops_django.writer._store import _reset_connection, store_writer_stats
 
 logger = logging.getLogger("agentops_django.writer")
@@ -108,6 +109,11 @@ class DatabaseSpanProcessor(BoundedBatchProcessor):
         written, dropped, errors = self.counters()
         return {"written": written, "dropped": dropped, "queued": super().stats()["queued"], "errors": errors}
 
+    def _queued(self, span: ReadableSpan) -> ReadableSpan:
+        # A tuple of plain values, which the host's garbage collector soon stops
+        # walking (see agentops_django.writer._record); the exporter takes both.
+        return record(span)  # type: ignore[return-value]
+
     # --- on the writer's thread ------------------------------------------------------
     def _housekeeping(self, now: float, flushed: bool) -> None:
         if flushed or now - self._stats_at >= self.stats_interval:
@@ -161,13 +167,12 @@ class DatabaseSpanProcessor(BoundedBatchProcessor):
             now.get(semconv.CELERY_WORKER_POOL_INDEX),
         )
 
-    def _register_process(self, span: ReadableSpan) -> tuple[int, str]:
+    def _register_process(self, span: ReadableSpan | SpanRecord) -> tuple[int, str]:
         """Store this process's row before its first batch: its id and ``"|host|worker node|"``.
 
         (Runs on the writer's thread, inside the exporter's retry policy.)
         """
-        resource = span.resource
-        self._service = str(resource.attributes.get(semconv.SERVICE_NAME, ""))[:255] if resource else ""
+        self._service = record(span).service
         process = self._identity()
         row_id = store_writer_stats(
             self.alias, self._host, self._pid, self._process_started_at, self.counters(), process

@@ -24,12 +24,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import StatusCode
 
 from agentops import semconv
 from agentops.integrations.genai import foreign_llm_attributes, is_llm_call
 from agentops.integrations.scope import capture_internal_exceptions
 from agentops_django._usage import span_usage
+from agentops_django.writer._record import SpanRecord, record
 
 UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -88,8 +88,6 @@ _TAGS = semconv.AGENTOPS_TAGS
 _END_STATES = frozenset(state.value for state in semconv.TraceState)
 _ROOT_KINDS = frozenset({semconv.SpanKind.REQUEST, semconv.SpanKind.CELERY_TASK})
 _TRACE_KIND = {semconv.SpanKind.REQUEST: "request", semconv.SpanKind.CELERY_TASK: "task"}
-_ERROR = StatusCode.ERROR
-_STATUS_NAMES = {code: code.name for code in StatusCode}
 _dumps = json.JSONEncoder(default=str, separators=(",", ":"), allow_nan=False).encode
 
 try:  # about ten times faster than the standard library on span attributes (the writer's largest cost)
@@ -158,15 +156,6 @@ def _text(value: str, limit: int) -> str:
     return value
 
 
-def _attributes(span: ReadableSpan) -> dict[str, Any]:
-    """The span's attributes as a plain dict, without copying them one by one when possible."""
-    raw = getattr(span, "_attributes", None)
-    raw = getattr(raw, "_dict", raw)  # the SDK's BoundedAttributes keeps a plain dict
-    if isinstance(raw, dict):
-        return raw
-    return dict(span.attributes or ())
-
-
 def _foreign_llm(attributes: dict[str, Any], start_ns: int | None, failed: bool) -> dict[str, Any] | None:
     """What another instrumentation's LLM-call span needs to read as ours; None for other spans.
 
@@ -207,22 +196,6 @@ _RECENT_CALLS = 4096
 _recent_calls: dict[tuple[str, str], str] = {}
 
 
-def _service(resource: Any) -> str:
-    """The ``service.name`` of a resource, cached by identity (a process has one or two)."""
-    if resource is None:
-        return ""
-    cached = _services.get(id(resource))
-    if cached is not None and cached[0] is resource:
-        return cached[1]
-    name = str(resource.attributes.get("service.name", ""))[:255]
-    if len(_services) < 64:
-        _services[id(resource)] = (resource, name)  # holding it keeps its id from being reused
-    return name
-
-
-_services: dict[int, tuple[Any, str]] = {}
-
-
 class SpanRow:
     """One span converted for storage, plus what the trace summary needs of it."""
 
@@ -241,32 +214,29 @@ class SpanRow:
         "values",
     )
 
-    def __init__(self, span: ReadableSpan, sqlite: Any, process_id: int | None = None) -> None:
-        context = span.context
-        trace_id = format(context.trace_id, "032x")
-        span_id = format(context.span_id, "016x")
+    def __init__(self, span: SpanRecord, sqlite: Any, process_id: int | None = None) -> None:
+        trace_id = format(span.trace_id, "032x")
+        span_id = format(span.span_id, "016x")
         self.key = (trace_id, span_id)
         self.span = span
-        attributes = _attributes(span)
+        attributes = span.attributes
+        self.error = error = span.status == "ERROR"
+        start_ns = span.start_ns
+        end_ns = span.end_ns
         kind = attributes.get(_KIND_ATTR)
         if not isinstance(kind, str) or not kind:
-            kind = span.kind.name.lower()
+            kind = span.otel_kind.lower()
             # Another instrumentation's LLM call: stored with the canonical names and a cost added.
-            added = _foreign_llm(attributes, span.start_time, span.status.status_code is _ERROR)
+            added = _foreign_llm(attributes, start_ns, error)
             if added is not None:
                 attributes = {**attributes, **added}
                 kind = _LLM
-        parent = span.parent
-        if parent is None:
+        if not span.parent_span_id:
             self.rank = 2
-        elif parent.is_remote and kind in _ROOT_KINDS:
+        elif span.parent_remote and kind in _ROOT_KINDS:
             self.rank = 1
         else:
             self.rank = 0
-        status = span.status
-        self.error = status.status_code is _ERROR
-        start_ns = int(span.start_time or 0)  # (an int, also from exporters that give floats)
-        end_ns = int(span.end_time or start_ns)
         self.start_ns = start_ns
         self.end_ns = end_ns
         if kind == _LLM and _RESPONSE_ID in attributes:
@@ -277,23 +247,22 @@ class SpanRow:
         self.input_tokens, self.output_tokens, self.cost, self.unpriced = span_usage(kind, attributes)
         events = span.events
         links = span.links
-        resource = span.resource
         self.values = (
             trace_id,
             span_id,
-            format(parent.span_id, "016x") if parent is not None else "",
+            format(span.parent_span_id, "016x") if span.parent_span_id else "",
             _text(span.name, 255),
             _text(kind, 32),
-            _STATUS_NAMES[status.status_code],
-            _text(status.description or "", 100_000),
+            span.status,
+            _text(span.description, 100_000),
             timestamp(start_ns, sqlite),
             timestamp(end_ns, sqlite),
             (end_ns - start_ns) / 1e6,
             _json(attributes),
             _json([_event(e) for e in events]) if events else "[]",
             _json([_link(link) for link in links]) if links else "[]",
-            _service(resource),
-            span.kind.name,
+            span.service,
+            span.otel_kind,
             process_id,
         )
 
@@ -336,41 +305,34 @@ def time_format(vendor: str) -> Any:
     return timezone.get_default_timezone()
 
 
-def _event(event: Any) -> dict[str, Any]:
-    return {
-        "name": event.name,
-        "timestamp": (_EPOCH + (event.timestamp // 1000) * _US).isoformat(),
-        "attributes": dict(event.attributes or ()),
-    }
+def _event(event: tuple[str, int, dict[str, Any]]) -> dict[str, Any]:
+    name, ns, attributes = event
+    return {"name": name, "timestamp": (_EPOCH + (ns // 1000) * _US).isoformat(), "attributes": attributes}
 
 
-def _link(link: Any) -> dict[str, Any]:
-    context = link.context
-    return {
-        "trace_id": format(context.trace_id, "032x"),
-        "span_id": format(context.span_id, "016x"),
-        "attributes": dict(link.attributes or ()),
-    }
+def _link(link: tuple[int, int, dict[str, Any]]) -> dict[str, Any]:
+    trace_id, span_id, attributes = link
+    return {"trace_id": format(trace_id, "032x"), "span_id": format(span_id, "016x"), "attributes": attributes}
 
 
-def unique_spans(spans: Iterable[ReadableSpan]) -> list[ReadableSpan]:
-    """``spans`` once per (trace_id, span_id) (the first of a pair delivered twice), sorted by that key.
+def unique_spans(spans: Iterable[ReadableSpan | SpanRecord]) -> list[SpanRecord]:
+    """``spans`` as records, once per (trace_id, span_id) (the first of a pair delivered twice), sorted by that key.
 
     The order is the stored key's (fixed-width hex sorts as the numbers do),
     so that writers of several processes take the rows' locks in one order.
     """
-    unique: dict[tuple[int, int], ReadableSpan] = {}
+    unique: dict[tuple[int, int], SpanRecord] = {}
     for span in spans:
-        context = span.context
-        unique.setdefault((context.trace_id, context.span_id), span)
+        item = record(span)
+        unique.setdefault((item.trace_id, item.span_id), item)
     return [unique[key] for key in sorted(unique)]
 
 
-def convert(spans: Iterable[ReadableSpan], sqlite: Any, process_id: int | None = None) -> list[SpanRow]:
+def convert(spans: Iterable[ReadableSpan | SpanRecord], sqlite: Any, process_id: int | None = None) -> list[SpanRow]:
     """Rows for ``spans``, one per (trace_id, span_id), sorted by that key.
 
     Args:
-        spans: Finished spans.
+        spans: Finished spans (or their records).
         sqlite: How times are written (see :func:`timestamp`).
         process_id: The :class:`~agentops_django.models.WriterStats` row of the process that ended them.
     """

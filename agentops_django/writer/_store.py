@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from agentops_django.writer import _rollup, _rows
 from agentops_django.writer._params import json_rows, json_rows_source
+from agentops_django.writer._record import SpanRecord
 from agentops_django.writer._rows import SPAN_COLUMNS, TRACE_COLUMNS
 
 SPAN_TABLE = "agentops_django_span"
@@ -73,7 +74,7 @@ def _reset_connection(alias: str) -> None:
 
 def write_batch(
     alias: str,
-    spans: Sequence[ReadableSpan],
+    spans: Sequence[ReadableSpan | SpanRecord],
     *,
     own_transaction: bool = True,
     process: tuple[int, str] | None = None,
@@ -82,7 +83,7 @@ def write_batch(
 
     Args:
         alias: The Django database alias.
-        spans: Finished spans, in any order, possibly already stored.
+        spans: Finished spans (or the writer queue's records of them), in any order, possibly already stored.
         own_transaction: True (the writer thread): the batch is its own
             transaction on a connection nobody else uses. False: run inside
             the caller's ``transaction.atomic()`` (a test's, so that its
@@ -108,7 +109,7 @@ def write_batch(
     ordered = _rows.unique_spans(spans)
     now = _adapt(dt.datetime.now(dt.UTC), times)
 
-    def make_row(span: ReadableSpan) -> _rows.SpanRow:
+    def make_row(span: SpanRecord) -> _rows.SpanRow:
         return _rows.SpanRow(span, times, process_id)
 
     def sums(rows: Sequence[_rows.SpanRow]) -> _Sums:
@@ -183,8 +184,8 @@ def _insert_spans_values(cursor: Any, rows: list[_rows.SpanRow], postgres: bool)
 def _insert_spans_copy(
     connection: Any,
     cursor: Any,
-    spans: Sequence[ReadableSpan],
-    make_row: Callable[[ReadableSpan], _rows.SpanRow],
+    spans: Sequence[SpanRecord],
+    make_row: Callable[[SpanRecord], _rows.SpanRow],
     sums: Callable[[Sequence[_rows.SpanRow]], _Sums],
 ) -> tuple[list[_rows.SpanRow], _Sums]:
     """PostgreSQL: ``COPY`` the spans straight into their table; if one is stored already, insert them one by one.

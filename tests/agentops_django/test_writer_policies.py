@@ -9,10 +9,13 @@
   replaced without a warning.
 * Spans made in ``multiprocessing`` children (fork) are written before the
   child exits, even when the pool is terminated.
+* What waits in the queue is out of the way of the host's garbage collector,
+  and is stored exactly as the span itself would be.
 """
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import re
@@ -24,10 +27,14 @@ from typing import Any
 import pytest
 from django.db import connections
 from django.db.backends.signals import connection_created
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 import agentops
 from agentops_django.models import Span, Trace, WriterStats
-from agentops_django.writer import DatabaseSpanProcessor
+from agentops_django.writer import DatabaseSpanProcessor, write_batch
 from tests.agentops_django.test_exporter import make_span, new_trace_id
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -189,3 +196,71 @@ def test_spans_made_in_a_forked_process_are_written_before_it_exits(writer: Data
         _traced_work_in_a_process()
     assert writer.force_flush(30_000)
     assert Span.objects.filter(trace_id=trace.trace_id, name="square.tool", parent_span_id=trace.span_id).count() == 1
+
+
+def _sdk_span() -> ReadableSpan:
+    """A span ended by the SDK itself, with attributes of every kind, an event and an error."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("test").start_as_current_span("GET /orders/<int:pk>/") as span:
+        span.set_attributes(
+            {"agentops.span.kind": "request", "http.response.status_code": 500, "ratio": 0.5,
+             "cached": False, "tags": ("a", "b"), "url.path": "/orders/1/"}
+        )  # fmt: skip
+        span.add_event("retry", {"attempt": 2})
+        span.set_status(StatusCode.ERROR, "boom")
+    provider.shutdown()
+    (finished,) = exporter.get_finished_spans()
+    return finished
+
+
+def _tracked_objects(root: Any, shared: Any) -> int:
+    """Objects the garbage collector tracks that ``root`` alone keeps alive (not those reachable from ``shared``)."""
+    seen = {id(o) for o in _reachable(shared)}
+    return sum(1 for o in _reachable(root) if id(o) not in seen and gc.is_tracked(o))
+
+
+def _reachable(root: Any) -> list[Any]:
+    found, stack, seen = [], [root], set()
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, type):
+            continue
+        seen.add(id(item))
+        found.append(item)
+        stack.extend(gc.get_referents(item))
+    return found
+
+
+def test_a_queued_span_is_a_few_plain_values_not_a_dozen_objects_for_the_garbage_collector(make_writer: Any) -> None:
+    # A queued SDK span is a dozen tracked objects that age into the collector's
+    # oldest generation while they wait, and bring the host's full collections closer.
+    span = _sdk_span()
+    shared = (span.resource, span.instrumentation_scope, span.kind, span.status.status_code)
+    writer = make_writer(batch_interval=60)
+    writer.on_end(span)
+    (queued,) = list(writer._queue)
+    in_span, in_record = _tracked_objects(span, shared), _tracked_objects(queued, shared)
+    # The record, its attribute dict and tuple value, its events' tuples and attribute dict.
+    assert in_record <= 6
+    assert in_span >= 2 * in_record, (in_span, in_record)
+
+
+def test_a_queued_span_is_stored_exactly_as_the_span_itself(make_writer: Any) -> None:
+    span = _sdk_span()
+    writer = make_writer(batch_interval=60)
+    writer.on_end(span)
+    assert writer.force_flush(10_000)
+    queued = Span.objects.get()
+    fields = ["name", "kind", "otel_kind", "status", "status_message", "started_at", "ended_at", "duration_ms",
+              "attributes", "events", "links", "service_name", "parent_span_id"]  # fmt: skip
+    from_queue = {f: getattr(queued, f) for f in fields}
+    Span.objects.all().delete()
+    Trace.objects.all().delete()
+    write_batch("default", [span])
+    direct = Span.objects.get()
+    assert from_queue == {f: getattr(direct, f) for f in fields}
+    assert from_queue["status"] == "ERROR" and from_queue["status_message"] == "boom"
+    assert from_queue["attributes"]["tags"] == ["a", "b"]
+    assert [e["name"] for e in from_queue["events"]] == ["retry"]

@@ -11,7 +11,7 @@ every object of the process (tens of milliseconds in a Django site).
 A :class:`SpanRecord` is a named tuple of strings and numbers plus the
 span's own attribute dict (not copied): two tracked objects for a span
 without events. Measured in-process on a traced ``/ping`` under SQLite, the
-request thread's CPU went from 171–177 to 147–152 µs per request (full
+request thread's CPU went from 171-177 to 147-152 µs per request (full
 collections from 7 to 2 per 20,000 requests). Taking a record costs the
 ending thread about a microsecond.
 """

@@ -137,6 +137,45 @@ def spread(values: list[float], base: float) -> str:
     return f"{min(values) / base:.2f}-{max(values) / base:.2f}x" if values and base else "-"
 
 
+def feature_costs(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(feature, where it runs, what it costs) rows of the ``features`` and in-process sections."""
+    rows: list[tuple[str, str, str]] = []
+    for db, row in results.get("query_recording", {}).items():
+        if "per_query_us" in row:
+            rows.append(
+                (
+                    f"SQL query recording ({db})",
+                    "request or task thread",
+                    f"{row['per_query_us']:.2f} µs per query, {row['per_request_us']:.1f} µs per request",
+                )
+            )
+    features = results.get("features", {})
+    for db, row in features.get("writer", {}).items():
+        every = med(row.get("all", {}).get("writer_cpu_us"))
+        for variant, feature in (("no rollup", "overview rollup"), ("no identity", "process identity")):
+            without = med(row.get(variant, {}).get("writer_cpu_us"))
+            if every is None or without is None:
+                continue
+            rows.append(
+                (
+                    f"{feature} ({db})",
+                    "database writer thread",
+                    f"{every - without:+.1f} µs per span (writer CPU {every:.1f} with it, {without:.1f} without)",
+                )
+            )
+    pricing = features.get("pricing", {})
+    if pricing.get("price_openai") is not None:
+        rows.append(
+            (
+                "pricing (genai-prices)",
+                "thread that ends an LLM call",
+                f"{pricing['price_openai']:.1f} µs per priced call ({pricing.get('pricing_share_of_llm_call_pct')} % "
+                "of a call to a local stand-in)",
+            )
+        )
+    return rows
+
+
 def cpu_per_request(row: dict[str, Any], variant: str) -> float | None:
     """Median CPU µs per request of ``variant``: its request thread plus its other threads."""
     cell = row.get(variant) or {}
@@ -419,6 +458,20 @@ def markdown(results: dict[str, Any], png_path: Path | None, md_path: Path) -> s
             continue
         add(f"`{entry.get('command')}` (exit code {entry.get('returncode')}, {entry.get('seconds')} s):\n")
         add("```\n" + entry.get("output", "").strip() + "\n```\n")
+
+    rows = feature_costs(results)
+    if rows:
+        add("## 4b. What each feature costs\n")
+        add(
+            "The features added beside the spans, each measured where it runs: SQL recording on the request "
+            "thread (§1's in-process measure), the overview's rollup and the process identity in the writer "
+            "(`benchmarks/writer.py` with each one off, interleaved with everything on, one process, medians "
+            "over the rounds), pricing on the thread that ends an LLM call (`benchmarks/pricing.py`).\n"
+        )
+        add("| feature | where it runs | cost |\n| --- | --- | --- |")
+        for feature, where, cost in rows:
+            add(f"| {feature} | {where} | {cost} |")
+        add("")
 
     memory = results.get("memory")
     if memory:

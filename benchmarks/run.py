@@ -79,6 +79,9 @@ MODES: dict[str, dict[str, Any]] = {
         mem_tasks=40,
         profile_n=50,
         writer_args={"--spans": "2000", "--backend": "sqlite", "--processes": "1,4", **WRITER_DB},
+        feature_rounds=1,
+        feature_spans=2000,
+        pricing_args=["--n", "200", "--calls", "20"],
         admin_args={"--traces": "1000", "--big-trace": "200", "--repeat": "1", **ADMIN_DB},
         user_suite_args={"--rounds": "1", "--backend": "sqlite", "--runner": "pytest"},
     ),
@@ -98,6 +101,9 @@ MODES: dict[str, dict[str, Any]] = {
         mem_tasks=2_000,
         profile_n=1_000,
         writer_args={"--spans": "20000", **WRITER_DB},
+        feature_rounds=3,
+        feature_spans=40000,
+        pricing_args=["--n", "5000", "--calls", "200"],
         admin_args={"--traces": "10000", "--repeat": "3", **ADMIN_DB},
         user_suite_args={"--rounds": "3"},
     ),
@@ -118,6 +124,9 @@ MODES: dict[str, dict[str, Any]] = {
         mem_tasks=3_000,
         profile_n=2_000,
         writer_args={**WRITER_DB},
+        feature_rounds=5,
+        feature_spans=100000,
+        pricing_args=[],
         admin_args={"--traces": "20000", **ADMIN_DB},
         user_suite_args={"--rounds": "5"},
     ),
@@ -565,6 +574,45 @@ class Suite:
             errors = (self.work / f"external-{name}.log").read_text(errors="replace")[-1500:]
             raise RuntimeError(f"benchmarks/{name}.py exited {proc.returncode} (timeout {timeout}s): {errors}")
 
+    # -- 4b. what each feature costs ----------------------------------------------
+
+    def features(self) -> None:
+        """The cost of the features added beside the spans: the overview's rollup and the process
+        identity (the writer with each one off, interleaved with it on), pricing (its own script);
+        SQL recording is measured by the in-process section.
+        """
+        out = self.results.setdefault("features", {})
+        writer = out.setdefault("writer", {})
+        variants = {"all": [], "no rollup": ["--no-rollup"], "no identity": ["--no-identity"]}
+        for _ in range(self.size["feature_rounds"]):
+            for db in self.dbs():
+                for variant, flags in variants.items():
+                    command = [
+                        sys.executable, "benchmarks/writer.py", "--backend", "postgres" if db == "postgres" else db,
+                        "--processes", "1", "--spans", str(self.size["feature_spans"]), *flags,
+                        *(part for item in WRITER_DB.items() for part in item),
+                    ]  # fmt: skip
+                    result = subprocess.run(
+                        command, cwd=ROOT, env=self.procs.env(), capture_output=True, text=True, timeout=600
+                    )
+                    if result.returncode != 0:
+                        raise RuntimeError(f"writer.py {' '.join(flags)} failed: {result.stderr[-2000:]}")
+                    line = next(json.loads(x)["writer"] for x in result.stdout.splitlines() if x.startswith("{"))
+                    cell = writer.setdefault(db, {}).setdefault(variant, {"writer_cpu_us": [], "spans_per_s": []})
+                    cell["writer_cpu_us"].append(line["writer_cpu_us"])
+                    cell["spans_per_s"].append(line["spans_per_s"])
+        result = subprocess.run(
+            [sys.executable, "benchmarks/pricing.py", "--json", *self.size["pricing_args"]],
+            cwd=ROOT, env=self.procs.env(), capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"pricing.py failed: {result.stderr[-2000:]}")
+        out["pricing"] = json.loads(result.stdout.strip().splitlines()[-1])
+        for db, row in writer.items():
+            costs = ", ".join(f"{v}={median(c['writer_cpu_us']):.1f}" for v, c in row.items())
+            log(f"   {db}: writer CPU µs/span {costs}")
+        log(f"   pricing: {out['pricing'].get('price_openai')} µs per priced span")
+
     # -- 6. memory ----------------------------------------------------------------
 
     def memory(self) -> None:
@@ -662,6 +710,7 @@ class Suite:
         self.section("celery", self.celery)
         self.section("memory", self.memory)
         self.section("writer", lambda: self.external("writer", self.size["writer_args"]))
+        self.section("features", self.features)
         self.section("admin", lambda: self.external("admin", self.size["admin_args"]))
         self.section("user_suite", lambda: self.external("user_suite", self.size["user_suite_args"]))
         self.section("sdk", self.sdk)
@@ -716,7 +765,7 @@ def main() -> int:
     group.add_argument("--smoke", action="store_true", help="the smallest configuration (for the smoke test)")
     parser.add_argument(
         "--only",
-        help="comma-separated sections: inproc,server,celery,sdk,writer,admin,user_suite,memory,profile "
+        help="comma-separated sections: inproc,server,celery,sdk,writer,features,admin,user_suite,memory,profile "
         "(and, only when named, scaleout,retention)",
     )
     parser.add_argument(

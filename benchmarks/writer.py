@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -167,7 +168,7 @@ def _child(spans: list, barrier: multiprocessing.synchronize.Barrier) -> None:
         os._exit(code)
 
 
-def run(count: int, processes: int) -> None:
+def run(count: int, processes: int, options: list[str]) -> None:
     import resource
 
     from django.db import connections
@@ -220,6 +221,7 @@ def run(count: int, processes: int) -> None:
         "spans_per_s": round(written / elapsed),
         "writer_cpu_us": round(client / written * 1e6, 1),
         "server_cpu_us": round(server / written * 1e6, 1) if server else None,
+        "features": options,
     }
     print(json.dumps({"writer": figures}))
 
@@ -239,6 +241,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument(
         "--no-rollup", action="store_true", help="skip the overview's rollup (to measure what it costs the writer)"
+    )
+    parser.add_argument(
+        "--no-identity",
+        action="store_true",
+        help="store no process identity with the spans (to measure what it costs the writer)",
     )
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
@@ -260,6 +267,7 @@ def main() -> None:
         from agentops_django.writer import _rollup
 
         _rollup.write = lambda *args, **kwargs: None
+        _rollup.aggregate = lambda rows: ([], [])
     from django.conf import settings
 
     settings.AGENTOPS = {
@@ -273,8 +281,18 @@ def main() -> None:
 
     get_config.cache_clear()
     print(f"{backends[0]}: {args.spans} spans, batch size {get_config().batch_size}")
+    if args.no_identity:
+        from agentops_django.writer import _processor
+
+        original = _processor.DatabaseSpanProcessor._init_process_state
+
+        def without_identity(self: Any) -> None:
+            original(self)
+            self.exporter.register_process = None  # spans stored with no process row
+
+        _processor.DatabaseSpanProcessor._init_process_state = without_identity  # type: ignore[method-assign]
     for processes in (int(p) for p in args.processes.split(",")):
-        run(args.spans, processes)
+        run(args.spans, processes, options=[o for o in ("rollup", "identity") if not getattr(args, f"no_{o}")])
 
 
 if __name__ == "__main__":

@@ -214,12 +214,24 @@ def summary(results: dict[str, Any]) -> list[list[str]]:
             cells = [fmt(med(row[v]), ".0f", " µs") for v in TRACED]
             rows.append([f"CPU of background threads per request, `/ping` ({db})", *cells])
     for db, table in results.get("server", {}).items():
-        for path in ("/ping", "/db"):
+        for path in ("/ping", "/db", "/enqueue"):
             row = table.get(path)
             base = med(row["none"]) if row else None
             if base:
                 cells = [fmt(_ratio(med(row[v]), base), ".2f", "x") for v in TRACED]
                 rows.append([f"requests/s vs untraced, gunicorn + wrk, `{path}` ({db})", *cells])
+    for db, table in results.get("server_cpu", {}).items():
+        for path in ("/ping", "/db"):
+            row = table.get(path)
+            base = cpu_per_request(row, "none") if row else None
+            if row and base is not None:
+                cells = [fmt(_minus(cpu_per_request(row, v), base), "+.0f", " µs") for v in TRACED]
+                rows.append([f"CPU added per request under wrk, every thread, `{path}` ({db})", *cells])
+    for line in json_lines(results, "writer"):
+        if line["processes"] == 1:
+            rows.append(
+                [f"spans stored per second, one process ({line['backend']})", "-", "-", f"{line['spans_per_s']:,}"]
+            )
     for pool, table in results.get("celery", {}).items():
         base = med(table["none"]["tasks_per_s"])
         if base:

@@ -227,7 +227,7 @@ class SpanRow:
         if not isinstance(kind, str) or not kind:
             kind = span.otel_kind.lower()
             # Another instrumentation's LLM call: stored with the canonical names and a cost added.
-            added = _foreign_llm(attributes, start_ns, error)
+            added = _foreign_llm(attributes, start_ns or None, error)
             if added is not None:
                 attributes = {**attributes, **added}
                 kind = _LLM

@@ -163,6 +163,18 @@ def feature_costs(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                     f"{every - without:+.1f} µs per span (writer CPU {every:.1f} with it, {without:.1f} without)",
                 )
             )
+        plain = row.get("no span-name index", {})
+        server, server_plain = med(row.get("all", {}).get("server_cpu_us")), med(plain.get("server_cpu_us"))
+        if server is not None and server_plain is not None:
+            rate, rate_plain = med(row["all"]["spans_per_s"]), med(plain["spans_per_s"])
+            rows.append(
+                (
+                    f"span-name search index, `span:` ({db})",
+                    "database server",
+                    f"{server - server_plain:+.1f} µs per span (database CPU {server:.1f} with it, "
+                    f"{server_plain:.1f} without; {fmt(rate, ',.0f')} vs {fmt(rate_plain, ',.0f')} spans/s)",
+                )
+            )
     pricing = features.get("pricing", {})
     if pricing.get("price_openai") is not None:
         rows.append(

@@ -115,7 +115,7 @@ MODES: dict[str, dict[str, Any]] = {
         wrk_rounds=3,
         wrk_max_rounds=6,
         wrk_seconds=4,
-        celery_rounds=1,
+        celery_rounds=3,
         celery_tasks=2_000,
         pools=("prefork", "solo"),
         sdk_rounds=3,
@@ -583,14 +583,22 @@ class Suite:
         """
         out = self.results.setdefault("features", {})
         writer = out.setdefault("writer", {})
-        variants = {"all": [], "no rollup": ["--no-rollup"], "no identity": ["--no-identity"]}
+        pg_name = WRITER_DB["--pg-name"]
+        variants = {
+            "all": ["--pg-name", pg_name],
+            "no rollup": ["--no-rollup", "--pg-name", pg_name],
+            "no identity": ["--no-identity", "--pg-name", pg_name],
+            # (a database of its own: the index is dropped there)
+            "no span-name index": ["--no-span-search-index", "--pg-name", f"{pg_name}_plain"],
+        }
         for _ in range(self.size["feature_rounds"]):
             for db in self.dbs():
                 for variant, flags in variants.items():
+                    if variant == "no span-name index" and db != "postgres":
+                        continue
                     command = [
                         sys.executable, "benchmarks/writer.py", "--backend", "postgres" if db == "postgres" else db,
                         "--processes", "1", "--spans", str(self.size["feature_spans"]), *flags,
-                        *(part for item in WRITER_DB.items() for part in item),
                     ]  # fmt: skip
                     result = subprocess.run(
                         command, cwd=ROOT, env=self.procs.env(), capture_output=True, text=True, timeout=600
@@ -598,9 +606,9 @@ class Suite:
                     if result.returncode != 0:
                         raise RuntimeError(f"writer.py {' '.join(flags)} failed: {result.stderr[-2000:]}")
                     line = next(json.loads(x)["writer"] for x in result.stdout.splitlines() if x.startswith("{"))
-                    cell = writer.setdefault(db, {}).setdefault(variant, {"writer_cpu_us": [], "spans_per_s": []})
-                    cell["writer_cpu_us"].append(line["writer_cpu_us"])
-                    cell["spans_per_s"].append(line["spans_per_s"])
+                    cell = writer.setdefault(db, {}).setdefault(variant, {})
+                    for key in ("writer_cpu_us", "server_cpu_us", "spans_per_s"):
+                        cell.setdefault(key, []).append(line[key])
         result = subprocess.run(
             [sys.executable, "benchmarks/pricing.py", "--json", *self.size["pricing_args"]],
             cwd=ROOT, env=self.procs.env(), capture_output=True, text=True, timeout=900,

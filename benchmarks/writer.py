@@ -243,6 +243,11 @@ def main() -> None:
         "--no-rollup", action="store_true", help="skip the overview's rollup (to measure what it costs the writer)"
     )
     parser.add_argument(
+        "--no-span-search-index",
+        action="store_true",
+        help="PostgreSQL: drop the span-name search's trigram index first (to measure what it costs the database)",
+    )
+    parser.add_argument(
         "--no-identity",
         action="store_true",
         help="store no process identity with the spans (to measure what it costs the writer)",
@@ -263,6 +268,11 @@ def main() -> None:
                 raise SystemExit(code)
         return
     configure(backends[0], args.pg_name)
+    if args.no_span_search_index and backends[0] == "postgres":
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("DROP INDEX IF EXISTS agentops_span_name_trgm")
     if args.no_rollup:
         from agentops_django.writer import _rollup
 
@@ -292,7 +302,8 @@ def main() -> None:
 
         _processor.DatabaseSpanProcessor._init_process_state = without_identity  # type: ignore[method-assign]
     for processes in (int(p) for p in args.processes.split(",")):
-        run(args.spans, processes, options=[o for o in ("rollup", "identity") if not getattr(args, f"no_{o}")])
+        options = [o for o in ("rollup", "identity", "span_search_index") if not getattr(args, f"no_{o}")]
+        run(args.spans, processes, options=options)
 
 
 if __name__ == "__main__":

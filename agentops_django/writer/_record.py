@@ -21,10 +21,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import StatusCode
-
-_ERROR = StatusCode.ERROR
-
+from opentelemetry.trace import SpanKind, StatusCode
 
 class SpanRecord(NamedTuple):
     """A finished span, as the writer stores it."""
@@ -65,7 +62,9 @@ def record(span: ReadableSpan | SpanRecord) -> SpanRecord:
     context = span.context
     parent = span.parent
     status = span.status
-    start_ns = int(span.start_time or 0)  # (an int, also from exporters that give floats)
+    start = span.start_time
+    end = span.end_time
+    start_ns = start if type(start) is int else int(start or 0)  # (an int, also from exporters that give floats)
     events = span.events
     links = span.links
     return SpanRecord(
@@ -74,16 +73,21 @@ def record(span: ReadableSpan | SpanRecord) -> SpanRecord:
         context.span_id,
         parent.span_id if parent is not None else 0,
         parent is not None and parent.is_remote,
-        span.kind.name,
-        status.status_code.name,
+        _KIND_NAMES[span.kind],
+        _STATUS_NAMES[status.status_code],
         status.description or "",
         start_ns,
-        int(span.end_time or start_ns),
+        end if type(end) is int else int(end or start_ns),
         _attributes(span),
         tuple((e.name, e.timestamp, dict(e.attributes or ())) for e in events) if events else (),
         tuple((k.context.trace_id, k.context.span_id, dict(k.attributes or ())) for k in links) if links else (),
         _service(span.resource),
     )
+
+
+#: Enum names by member (an enum's ``.name`` is a slow descriptor).
+_KIND_NAMES = {kind: kind.name for kind in SpanKind}
+_STATUS_NAMES = {code: code.name for code in StatusCode}
 
 
 def _attributes(span: ReadableSpan) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
+
 class SpanRecord(NamedTuple):
     """A finished span, as the writer stores it."""
 

@@ -3,8 +3,9 @@
 The way of a span through it::
 
     on_end ─► bounded queue ─► writer thread ─► DatabaseSpanExporter.export(batch)
-              (agentops.integrations.batch)      ├─ _rows: spans → rows and trace summaries
-                                                 └─ _store: one transaction (COPY/INSERT, additive upsert)
+              of _record.SpanRecord              ├─ _rows: records → rows and trace summaries
+              (agentops.integrations.batch)      └─ _store: one transaction (COPY/INSERT, additive upsert;
+                                                    _params: many rows as one jsonb parameter)
 
 :func:`get_processor` gives the process's writer, made from the ``AGENTOPS``
 setting; the app's start-up adds it to agentops (except while tests run).

@@ -18,7 +18,7 @@ ending thread about a microsecond.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
@@ -50,16 +50,12 @@ class SpanRecord(NamedTuple):
     #: The ``service.name`` of the span's resource.
     service: str
 
-    @property
-    def error(self) -> bool:
-        return self.status == "ERROR"
-
 
 def record(span: ReadableSpan | SpanRecord) -> SpanRecord:
     """The :class:`SpanRecord` of ``span`` (a record is returned as it is)."""
     if type(span) is SpanRecord:
         return span
-    assert isinstance(span, ReadableSpan)
+    span = cast(ReadableSpan, span)  # or anything that reads like one (no isinstance: duck-typed spans pass)
     context = span.context
     parent = span.parent
     status = span.status

@@ -208,7 +208,6 @@ class SpanRow:
         "key",
         "output_tokens",
         "rank",
-        "span",
         "start_ns",
         "unpriced",
         "values",
@@ -218,7 +217,6 @@ class SpanRow:
         trace_id = format(span.trace_id, "032x")
         span_id = format(span.span_id, "016x")
         self.key = (trace_id, span_id)
-        self.span = span
         attributes = span.attributes
         self.error = error = span.status == "ERROR"
         start_ns = span.start_ns
